@@ -1,0 +1,59 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up, get Fashion-MNIST, train the main job, print the table and where the results are
+#   make test   set up, get Fashion-MNIST, lint and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+# Where there is no NVIDIA GPU we never want PyPI's multi-GB CUDA build: take the CPU build from a local
+# wheel directory (pip's find-links) if one is there, else from PyTorch's CPU index.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data demo test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing the CUDA build of torch $(TORCH_VERSION)"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)"; \
+	else \
+		echo "no NVIDIA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
+		$(PY) -m pip install -q --no-index "torch==$(TORCH_VERSION)" 2>/dev/null \
+		|| $(PY) -m pip install -q "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $@
+
+# Fashion-MNIST, the default data set, from Debian's package where apt is available (resdyn also finds the
+# files in --data-dir, $$RESDYN_DATA or its cache, and downloads them where the machine can).
+data:
+	@if [ -d $(FMNIST_DIR) ]; then echo "Fashion-MNIST: $(FMNIST_DIR)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		($(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+		 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist)) \
+		&& echo "Fashion-MNIST: installed dataset-fashion-mnist"; \
+	else echo "no apt-get: resdyn will look in \$$RESDYN_DATA and its cache, then download"; fi
+
+# The main job: ResNet-20 on Fashion-MNIST. On a GPU, the full 60k images for 30 epochs; on a CPU, a
+# 12k-image subset for 4 epochs, a few minutes on two cores.
+DEMO_OUT ?= runs/demo
+demo: setup data
+	@if $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
+		$(PY) -m resdyn train -c recipes/fashion-mnist-resnet20.toml --out $(DEMO_OUT) --overwrite; \
+	else \
+		$(PY) -m resdyn train -c recipes/fashion-mnist-resnet20.toml --out $(DEMO_OUT) --overwrite \
+			--epochs 4 --limit-train 12000 --limit-test 5000; \
+	fi
+
+lint: setup
+	$(PY) -m ruff check resdyn tests benchmarks
+
+test: setup data lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

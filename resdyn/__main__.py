@@ -1,0 +1,3 @@
+from resdyn.cli import main
+
+raise SystemExit(main())

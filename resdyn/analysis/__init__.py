@@ -1,0 +1,1 @@
+"""Measuring models and runs: parameters, Mult-Adds, tables."""

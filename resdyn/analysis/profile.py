@@ -1,0 +1,31 @@
+"""Static measures of a model: parameter count and Mult-Adds (multiply-accumulates) per image."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of scalar parameters (trainable or not; buffers such as BN running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on a single input of ``input_shape`` (C, H, W), eval mode.
+
+    Counted by PyTorch's FlopCounterMode (convolutions and matrix products, 2 FLOPs per multiply-add); the
+    seeds' tables quote Mult-Adds per batch of 128, which is this times 128.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters())
+        x = torch.zeros(1, *input_shape, device=param.device, dtype=param.dtype)
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2

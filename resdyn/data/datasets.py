@@ -1,0 +1,167 @@
+"""Datasets as uint8 tensors: what a dataset is, how it is loaded, located and verified, and how it is split.
+
+A dataset is registered in ``DATASETS`` (see ``catalog.py``) as a function returning its ``DatasetSpec``:
+the fixed facts (``DatasetInfo``), its published files and digests, and a reader from verified file
+contents to train and test ``Split``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from resdyn.data.checksums import FileCheck, read_checked, read_verified
+from resdyn.data.sources import Published, find
+from resdyn.registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Fixed facts about a dataset; ``mean`` and ``std`` are per channel, of train images scaled to [0, 1]."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.classes) != self.num_classes:
+            raise ValueError(f"{self.name}: {len(self.classes)} class names for {self.num_classes} classes")
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise ValueError(f"{self.name}: mean and std need one value per channel ({self.in_channels})")
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Images as uint8 ``(N, C, H, W)``, contiguous, on the CPU, and their int64 labels ``(N,)``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
+            raise ValueError(
+                f"labels must be int64 (N,) with N = {len(self.images)}, got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: torch.Tensor) -> Split:
+        """The examples at ``indices``, in that order."""
+        return Split(self.images[indices].contiguous(), self.labels[indices])
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A dataset's info and its train and test splits."""
+
+    info: DatasetInfo
+    train: Split
+    test: Split
+
+
+class Payload(NamedTuple):
+    """The verified, decompressed contents of a dataset file and the path it was read from."""
+
+    path: Path
+    data: bytes
+
+
+Reader = Callable[[Sequence[Payload], DatasetInfo], tuple[Split, Split]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to get a dataset: its info, its published files (``None`` when a Python package ships the data)
+    and ``read``, which turns the files' contents, in the order of ``published.files``, into (train, test)."""
+
+    info: DatasetInfo
+    published: Published | None
+    read: Reader
+
+
+DATASETS: Registry[Callable[[], DatasetSpec]] = Registry("dataset")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """Load dataset ``name`` from the first place that holds all its files, downloading them if allowed.
+
+    Every file is verified against its published digest (``ChecksumError`` otherwise); see ``sources.py``
+    for the places searched and ``DatasetNotFoundError`` for what is raised when none holds the files.
+    """
+    spec = DATASETS.get(name)()
+    payloads: list[Payload] = []
+    if spec.published is not None:
+        paths = find(name, spec.published, data_dir, download)
+        payloads = [
+            Payload(path, read_verified(file, path))
+            for file, path in zip(spec.published.files, paths, strict=True)
+        ]
+    train, test = spec.read(payloads, spec.info)
+    return Dataset(spec.info, train, test)
+
+
+def locate(name: str, data_dir: str | Path | None = None) -> list[Path]:
+    """The files ``load_dataset(name, data_dir)`` would read, without downloading (a local copy of a
+    published archive is extracted into the user cache); empty for a dataset shipped by a Python package."""
+    spec = DATASETS.get(name)()
+    return [] if spec.published is None else find(name, spec.published, data_dir, download=False)
+
+
+def verify(name: str, data_dir: str | Path | None = None) -> list[FileCheck]:
+    """Check every file of dataset ``name`` against its published digests, without downloading.
+
+    Returns one ``FileCheck`` per file. When none mismatches, the files are also parsed, so a file whose
+    digest is unknown (``unverified``) has at least passed the format's structural checks; a parse error
+    raises ``DataError`` naming the file.
+    """
+    spec = DATASETS.get(name)()
+    if spec.published is None:
+        return []
+    paths = find(name, spec.published, data_dir, download=False)
+    checked = [read_checked(file, path) for file, path in zip(spec.published.files, paths, strict=True)]
+    checks = [check for check, _ in checked]
+    if all(check.status != "mismatch" for check in checks):
+        spec.read([Payload(path, data) for path, (_, data) in zip(paths, checked, strict=True)], spec.info)
+    return checks
+
+
+def _permutation(n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def split_validation(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Split off ``round(fraction * len(split))`` examples, chosen by a permutation seeded with ``seed``,
+    as a validation set; return ``(train, val)``, each in the original order."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    n_val = round(fraction * len(split))
+    if not 0 < n_val < len(split):
+        raise ValueError(
+            f"a fraction of {fraction} of {len(split)} examples leaves an empty train or validation set"
+        )
+    order = _permutation(len(split), seed)
+    return split.subset(order[n_val:].sort().values), split.subset(order[:n_val].sort().values)
+
+
+def take(split: Split, n: int | None, seed: int) -> Split:
+    """The first ``n`` examples of a permutation seeded with ``seed``, in the original order; ``split``
+    itself when ``n`` is ``None`` or at least ``len(split)``."""
+    if n is None or n >= len(split):
+        return split
+    if n < 0:
+        raise ValueError(f"cannot take {n} examples")
+    return split.subset(_permutation(len(split), seed)[:n].sort().values)

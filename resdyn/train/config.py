@@ -1,0 +1,262 @@
+"""Typed run configuration: dataclasses with defaults, loaded from TOML, overridden with ``section.key=value``.
+
+Unknown sections and keys are rejected with the valid ones listed; values are checked against the field
+types. The resolved config is written into every run folder and checkpoint, so a run can be reproduced
+from its folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message says what was expected."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet20"
+    #: keyword options of the model builder, e.g. ``{preact = true, shortcut_option = "B"}``
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"
+    #: directory holding the dataset's published files (else $RESDYN_DATA, the cache, OS locations, download)
+    dir: str | None = None
+    download: bool = True
+    augment: bool = True
+    crop_padding: int = 4
+    flip: bool = True
+    #: fraction of the training set held out for validation (early stopping watches it)
+    val_fraction: float = 0.0
+    limit_train: int | None = None
+    limit_test: int | None = None
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    #: decoupled for AdamW, coupled (added to the gradient) for the others, as torch.optim defines them
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    #: RMSProp smoothing constant
+    alpha: float = 0.99
+    #: explicit penalties added to the loss: l1 * sum|w| + l2/2 * sum w^2 over weights (not BN, not biases)
+    l1: float = 0.0
+    l2: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "cosine"
+    #: linear warm-up from 0 over this many epochs (fractional allowed), then the schedule
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    gamma: float = 0.1
+    #: step: decay every step_size epochs; multistep: decay at these epochs
+    step_size: float = 30.0
+    milestones: list[float] = field(default_factory=list)
+    #: polynomial decay exponent
+    power: float = 1.0
+    #: one-cycle: fraction of the run spent rising, initial lr = lr/div_factor, final = lr/final_div_factor
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    #: cyclic (triangular): one full cycle min_lr -> lr -> min_lr every cycle_epochs
+    cycle_epochs: float = 4.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    #: exponential moving average of the weights, evaluated instead of the raw weights when set
+    ema_decay: float | None = None
+    #: stochastic weight averaging from this epoch on (BN statistics recomputed at the end)
+    swa_start: int | None = None
+    swa_lr: float | None = None
+    #: stop when the validation metric has not improved for this many epochs (needs data.val_fraction > 0)
+    early_stop_patience: int | None = None
+    early_stop_metric: Literal["val_acc", "val_loss"] = "val_acc"
+    #: "auto" = bf16 autocast on CUDA, fp32 on the CPU
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    #: None = on CUDA only
+    channels_last: bool | None = None
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    #: progress: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "off"
+    progress: Literal["auto", "bar", "lines", "off"] = "auto"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict; ``None`` values are left out (TOML has no null, and None is every such default)."""
+        return _drop_none(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
+        """Build a config from nested dicts, rejecting unknown keys and ill-typed values."""
+        try:
+            return _build(cls, data, "")
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    def validate(self) -> Config:
+        """Cross-field checks that the types alone cannot express; returns self."""
+        if self.train.early_stop_patience is not None and self.data.val_fraction <= 0:
+            raise ConfigError("train.early_stop_patience needs a validation split: set data.val_fraction > 0")
+        if not 0 <= self.data.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self.train, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
+        if self.train.ema_decay is not None and not 0 < self.train.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in (0, 1), got {self.train.ema_decay}")
+        return self
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table of {cls.__name__} keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} in [{where or 'top level'}]; valid keys: {', '.join(names)}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        path = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, path)
+        else:
+            kwargs[key] = _check(value, hint, path)
+    return cls(**kwargs)
+
+
+def _check(value: Any, hint: Any, path: str) -> Any:
+    """Return ``value`` converted to ``hint`` (int -> float only), or raise ConfigError naming the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check(value, option, path)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{path}: expected {_describe(hint)}, got {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{path}: expected one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_check(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a table, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{path}: expected {_describe(hint)}, got {value!r}")
+    return value
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    return "nothing (None)" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML config; a missing file or bad TOML is an error naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    data.pop("meta", None)  # recipes may carry a [meta] table (paper numbers, notes) for reports
+    return Config.from_dict(data, source=str(path))
+
+
+def dump_config(config: Config) -> str:
+    """The config as TOML text (the inverse of :func:`load_config`)."""
+    return tomli_w.dumps(config.to_dict())
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: TOML syntax where it parses (``0.1``, ``true``, ``[80, 120]``), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Return a copy of ``config`` with ``section.key=value`` (or ``model.options.key=value``) applied."""
+    data = dataclasses.asdict(config)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value (e.g. optim.lr=0.05)")
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            if part not in node or not isinstance(node[part], dict):
+                where = ".".join(parts[:i]) or "config"
+                valid = ", ".join(k for k, v in node.items() if isinstance(v, dict))
+                raise ConfigError(f"override {item!r}: {where} has no section {part!r}; valid: {valid}")
+            node = node[part]
+        node[parts[-1]] = parse_value(text.strip())
+    return Config.from_dict(data, source="--set")

@@ -1,0 +1,194 @@
+"""The training loop end to end: it learns, resumes exactly, stops on NaN, early-stops, averages weights."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from resdyn.runs import RunDir
+from resdyn.train.config import Config, apply_overrides, load_config
+from resdyn.train.loop import NonFiniteLossError, train
+from resdyn.train.progress import Progress
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+QUIET = Progress("off")
+
+# ResNet-8 on scikit-learn's 8x8 digits: a real task that trains in about a second per epoch.
+SMALL = [
+    "model.name=resnet", "model.options.depth=8", "data.name=digits", "data.crop_padding=1", "data.flip=false",
+    "train.batch_size=32", "train.eval_batch_size=512", "train.device=cpu", "schedule.name=multistep",
+    "schedule.milestones=[2]", "optim.lr=0.1",
+]
+
+
+def small(*overrides):
+    return apply_overrides(Config(), SMALL + list(overrides))
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without_times(records):
+    return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "eval_time_s", "images_per_s")} for r in records]
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
+def test_real_fashion_mnist_run_learns(tmp_path):
+    config = apply_overrides(load_config(Path(__file__).parents[2] / "recipes/fashion-mnist-resnet20.toml"), [
+        "train.epochs=3", "data.limit_train=5000", "data.limit_test=2000", "train.device=cpu",
+        "train.batch_size=32", "optim.lr=0.05", "schedule.warmup_epochs=0.1",
+    ])
+    summary = train(config, tmp_path / "run", progress=QUIET)
+    assert summary["test_acc"] > 0.75
+    metrics = RunDir(tmp_path / "run").read_metrics()
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert metrics[2]["train_loss"] < metrics[1]["train_loss"] < metrics[0]["train_loss"]
+    assert summary["params"] == 269_722 - 2 * 16 * 9  # one input channel
+    assert summary["train_images"] == 5000 and summary["test_images"] == 2000
+
+
+def test_run_folder_contents(tmp_path):
+    config = small("train.epochs=2")
+    summary = train(config, tmp_path, progress=QUIET, command="resdyn train ...")
+    run = RunDir(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "config.toml", "metrics.jsonl", "summary.json"]
+    assert load_config(tmp_path / "config.toml") == config
+    for record in run.read_metrics():
+        assert {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
+                "eval_time_s"} <= record.keys()
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk == summary
+    for key in ("model", "data", "params", "epochs", "test_acc", "test_loss", "best_test_acc", "train_time_s",
+                "peak_memory_bytes", "device"):
+        assert key in summary
+    assert summary["epochs"] == 2 and summary["peak_memory_bytes"] > 0
+    assert summary["test_acc"] > 0.8  # digits is easy: two epochs of ResNet-8 learn it
+    assert run.load_checkpoint()["config"] == config.to_dict()
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(epoch):
+    def hook(e, record):
+        if e == epoch:
+            raise Killed
+
+    return hook
+
+
+@pytest.mark.parametrize("extra", [[], ["train.ema_decay=0.9", "train.label_smoothing=0.1", "optim.l2=1e-4"]])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, extra):
+    config = small("train.epochs=3", *extra)
+    train(config, tmp_path / "straight", progress=QUIET)
+    with pytest.raises(Killed):
+        train(config, tmp_path / "resumed", progress=QUIET, on_epoch_end=kill_after(1))
+    train(config, tmp_path / "resumed", resume=True, progress=QUIET)
+
+    a, b = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
+    assert states_equal(a.load_checkpoint()["model"], b.load_checkpoint()["model"])
+    assert without_times(a.read_metrics()) == without_times(b.read_metrics())
+    sa, sb = a.read_summary(), b.read_summary()
+    assert (sa["test_acc"], sa["test_loss"], sa["steps"]) == (sb["test_acc"], sb["test_loss"], sb["steps"])
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    """A real kill -9 at an arbitrary moment: whatever it interrupted, resuming gives the same weights."""
+    flags = ["--model", "resnet", "--data", "digits", "--epochs", "4", "--progress", "lines"]
+    flags += [arg for o in SMALL[3:] for arg in ("--set", o)] + ["--set", "model.options.depth=8"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "resdyn", "train", *flags]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(RunDir(out).read_metrics()) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not RunDir(out).file("summary.json").exists(), "the run finished before it could be killed"
+    done = subprocess.run([*cmd, "--resume", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+
+    reference = tmp_path / "reference"
+    subprocess.run([*cmd, "--out", str(reference)], env=env, capture_output=True, check=True, timeout=300)
+    a, b = RunDir(reference), RunDir(out)
+    assert states_equal(a.load_checkpoint()["model"], b.load_checkpoint()["model"])
+    assert without_times(a.read_metrics()) == without_times(b.read_metrics())
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    train(small("train.epochs=1"), tmp_path, progress=QUIET)
+    good = RunDir(tmp_path).load_checkpoint()["model"]
+    exploding = small("train.epochs=2", "optim.lr=1e30", "schedule.name=constant")
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step \d+ \(epoch 2, batch \d+\)") as e:
+        train(exploding, tmp_path, resume=True, progress=QUIET)
+    assert e.value.epoch == 2 and e.value.step >= 45  # digits: 1438 / 32 -> 45 steps in epoch 1
+    state = RunDir(tmp_path).load_checkpoint()
+    assert state["epoch"] == 1 and states_equal(state["model"], good)
+    assert [m["epoch"] for m in RunDir(tmp_path).read_metrics()] == [1]
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    # With lr 0 only the BN statistics move, so the validation accuracy soon stops improving.
+    config = small("train.epochs=12", "data.val_fraction=0.2", "train.early_stop_patience=2",
+                   "optim.lr=0", "schedule.name=constant")
+    summary = train(config, tmp_path, progress=QUIET)
+    metrics = RunDir(tmp_path).read_metrics()
+    val = [m["val_acc"] for m in metrics]
+    best = val.index(max(val)) + 1
+    assert summary["stopped_early"] and summary["epochs"] == best + 2 == len(metrics)
+    assert summary["final_weights"] == f"best_val_epoch_{best}"
+    assert RunDir(tmp_path).load_checkpoint("best.pt")["epoch"] == best
+    assert summary["train_images"] == 1438 - round(0.2 * 1438)
+
+
+def test_early_stop_rule():
+    from resdyn.train.loop import _early_stop_update
+
+    best = {"val": None, "val_epoch": 0, "bad_epochs": 0}
+    stops = [_early_stop_update(best, {"val_loss": v}, e, "val_loss", 2)
+             for e, v in enumerate([1.0, 0.8, 0.9, 0.7, 0.75, 0.71], start=1)]
+    assert stops == [False, False, False, False, False, True]
+    assert best["val_epoch"] == 4
+
+
+def test_swa_averages_the_weights_of_its_epochs(tmp_path):
+    snapshots = []
+
+    def grab(epoch, record):
+        snapshots.append(RunDir(tmp_path).load_checkpoint()["model"])
+
+    config = small("train.epochs=3", "train.swa_start=2", "train.swa_lr=0.01")
+    summary = train(config, tmp_path, progress=QUIET, on_epoch_end=grab)
+    assert summary["final_weights"] == "swa"
+    swa = RunDir(tmp_path).load_checkpoint()["swa"]
+    assert swa["n_averaged"].item() == 2
+    name = "body.fields.0.0.weight"
+    assert torch.allclose(swa[f"module.{name}"], (snapshots[1][name] + snapshots[2][name]) / 2)
+    assert [m["lr"] for m in RunDir(tmp_path).read_metrics()][1:] == [0.01, 0.01]
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    # With plain SGD (no momentum, no decay) and lr 1, the first update is -clip * g / |g|: its norm is the clip.
+    config = small("train.epochs=1", "train.grad_clip=0.001", "optim.momentum=0", "optim.weight_decay=0",
+                   "optim.lr=1", "schedule.name=constant", "data.limit_train=32")
+    torch.manual_seed(0)
+    from resdyn.nets import build_model
+
+    initial = build_model("resnet", 1, 10, depth=8).state_dict()
+    train(config, tmp_path, progress=QUIET)
+    final = RunDir(tmp_path).load_checkpoint()["model"]
+    moved = torch.sqrt(sum(((final[k] - initial[k]).double() ** 2).sum() for k in initial
+                           if k.endswith(("weight", "bias")) and "running" not in k))
+    assert moved.item() == pytest.approx(0.001, rel=1e-3)
