@@ -20,10 +20,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 		echo "NVIDIA GPU found: installing the CUDA build of torch $(TORCH_VERSION)"; \
 		$(PY) -m pip install -q "torch==$(TORCH_VERSION)"; \
+	elif $(PY) -m pip install -q --no-index --no-deps "torch==$(TORCH_VERSION)" 2>/dev/null; then \
+		echo "no NVIDIA GPU: installed torch $(TORCH_VERSION) from the local wheel directory"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)"; \
 	else \
-		echo "no NVIDIA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
-		$(PY) -m pip install -q --no-index "torch==$(TORCH_VERSION)" 2>/dev/null \
-		|| $(PY) -m pip install -q "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX); \
+		echo "no NVIDIA GPU: installing the CPU build of torch $(TORCH_VERSION) from $(TORCH_CPU_INDEX)"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX) \
+			--extra-index-url https://pypi.org/simple; \
 	fi
 	$(PY) -m pip install -q -e ".[test]"
 	@touch $@
