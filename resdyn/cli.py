@@ -7,6 +7,7 @@ overrides, and the library below sees only typed config and objects.
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -146,8 +147,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     rows = []
     for name in MODELS.names():
-        if name == "resnet":  # the family entry needs depth=N; its named depths are listed
-            continue
+        depth = inspect.signature(MODELS.get(name)).parameters.get("depth")
+        if depth is not None and depth.default is inspect.Parameter.empty:
+            continue  # a family entry that needs depth=N; its named depths are listed
         model = build_model(name, args.in_channels, args.num_classes)
         row = [name, count_parameters(model)]
         if not args.no_mult_adds:
@@ -157,7 +159,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     headers = ["model", "params"] + ([] if args.no_mult_adds else ["Mult-Adds/image", "per batch of 128"])
     print(format_table(headers + ["description"], rows))
     print(f"\n(input {args.in_channels}x{args.image_size}x{args.image_size}, {args.num_classes} classes; "
-          "`resnet` with depth=N builds any valid depth)")
+          "`resnet` and `lm-resnet` with depth=N build any valid depth)")
     return 0
 
 

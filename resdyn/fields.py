@@ -88,6 +88,23 @@ class PreActBottleneckField(nn.Sequential):
         )
 
 
+class ResNeXtField(nn.Sequential):
+    """Aggregated residual transformation (Xie et al. 2017): 1x1 reduce, grouped 3x3 with ``cardinality``
+    groups, 1x1 expand, BN after each (post-activation). ``inner`` is the total width of the groups."""
+
+    def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int = 1, cardinality: int = 8) -> None:
+        super().__init__(
+            conv1x1(in_channels, inner),
+            nn.BatchNorm2d(inner),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(inner, inner, 3, stride=stride, padding=1, groups=cardinality, bias=False),
+            nn.BatchNorm2d(inner),
+            nn.ReLU(inplace=True),
+            conv1x1(inner, out_channels),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
 FIELDS: dict[tuple[str, bool], type[nn.Module]] = {
     ("basic", False): BasicField,
     ("basic", True): PreActBasicField,

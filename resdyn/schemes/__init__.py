@@ -6,8 +6,12 @@ step changes the state's shape) and reads like its update rule. ``SCHEMES`` maps
 
 from resdyn.registry import Registry
 from resdyn.schemes.euler import Euler
+from resdyn.schemes.multistep import LinearMultistep
+from resdyn.schemes.poly import Poly
 
 SCHEMES: Registry[type] = Registry("scheme")
 SCHEMES.add("euler", Euler, "forward Euler: x_{n+1} = P_n x_n + f_n(x_n) (ResNet)")
+SCHEMES.add("lm", LinearMultistep, "linear two-step: u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (LM-ResNet)")
+SCHEMES.add("poly", Poly, "PolyNet: x_{n+1} = x_n + F x_n + F F x_n, approximating backward Euler")
 
-__all__ = ["SCHEMES", "Euler"]
+__all__ = ["SCHEMES", "Euler", "LinearMultistep", "Poly"]

@@ -253,6 +253,8 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         parts = key.strip().split(".")
         node = data
         for i, part in enumerate(parts[:-1]):
+            if i >= 2 and part not in node:
+                node[part] = {}  # inside a free-form table such as model.options: make nested tables
             if part not in node or not isinstance(node[part], dict):
                 where = ".".join(parts[:i]) or "config"
                 valid = ", ".join(k for k, v in node.items() if isinstance(v, dict))

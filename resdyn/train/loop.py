@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from resdyn.data import Augment, DeviceLoader, Split, load_dataset, split_validation, take
+from resdyn.metrics import model_metrics
 from resdyn.nets import build_model
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, dump_config
@@ -267,6 +268,7 @@ def train(
         }
         if val_loader is not None:
             record["val_loss"], record["val_acc"] = evaluate(scored, val_loader, autocast)
+        record.update(model_metrics(model))
         record["epoch_time_s"] = epoch_time
         record["eval_time_s"] = time.perf_counter() - t1
         record["images_per_s"] = seen / epoch_time
@@ -321,6 +323,7 @@ def train(
         "checkpoint_bytes": run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
         "device": describe_device(device), "precision": "bf16" if use_bf16 else "fp32",
         "seed": tc.seed, "torch": torch.__version__, "commit": git_commit(), "command": command,
+        **model_metrics(final),
     }
     run.write_summary(summary)
     return summary

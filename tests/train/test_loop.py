@@ -192,3 +192,14 @@ def test_gradient_clipping_bounds_the_update(tmp_path):
     moved = torch.sqrt(sum(((final[k] - initial[k]).double() ** 2).sum() for k in initial
                            if k.endswith(("weight", "bias")) and "running" not in k))
     assert moved.item() == pytest.approx(0.001, rel=1e-3)
+
+
+def test_lm_k_are_logged_every_epoch_and_summarised(tmp_path):
+    config = apply_overrides(small("train.epochs=2"), ["model.name=lm-resnet", "model.options.depth=14"])
+    summary = train(config, tmp_path, progress=QUIET)
+    metrics = RunDir(tmp_path).read_metrics()
+    # Depth 14: two blocks per stage; the first block and the two transitions are Euler steps, three have k.
+    assert [len(m["lm_k"]) for m in metrics] == [3, 3]
+    assert metrics[0]["lm_k"] != metrics[1]["lm_k"]  # they are learned
+    assert summary["lm_k"] == metrics[1]["lm_k"]
+    assert summary["lm_k_outside_stability"] == [i for i, k in enumerate(summary["lm_k"]) if abs(k) > 1]
