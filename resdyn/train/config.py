@@ -119,6 +119,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: free-form facts about the experiment, kept for reports: e.g. paper_test_error, source
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict; ``None`` values are left out (TOML has no null, and None is every such default)."""
@@ -226,7 +228,6 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
-    data.pop("meta", None)  # recipes may carry a [meta] table (paper numbers, notes) for reports
     return Config.from_dict(data, source=str(path))
 
 

@@ -32,7 +32,7 @@ def test_bare_words_are_strings():
     ("override", "message"),
     [
         ("optim.lrr=1", r"unknown key\(s\) lrr in \[optim\]; valid keys: name, lr, momentum"),
-        ("optm.lr=1", r"has no section 'optm'; valid: model, data, optim, schedule, train"),
+        ("optm.lr=1", r"has no section 'optm'; valid: model, data, optim, schedule, train, meta"),
         ("train.epochs=ten", r"train.epochs: expected int, got 'ten'"),
         ("train.epochs=1.5", r"train.epochs: expected int, got 1.5"),
         ("train.precision=fp16", r"expected one of 'auto', 'bf16', 'fp32', got 'fp16'"),
@@ -61,10 +61,12 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-def test_recipe_meta_table_is_allowed(tmp_path):
+def test_recipe_meta_table_is_kept(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('[meta]\npaper_test_error = 8.75\n[train]\nepochs = 2\n')
-    assert load_config(path).train.epochs == 2
+    config = load_config(path)
+    assert config.train.epochs == 2 and config.meta == {"paper_test_error": 8.75}
+    assert "[meta]\npaper_test_error = 8.75" in dump_config(config)
 
 
 def test_cross_field_validation():
@@ -74,10 +76,13 @@ def test_cross_field_validation():
         apply_overrides(Config(), ["train.ema_decay=1.5"]).validate()
 
 
-def test_shipped_recipes_load():
+def test_shipped_recipes_load_and_build():
     from pathlib import Path
 
-    recipes = sorted((Path(__file__).parents[2] / "recipes").glob("*.toml"))
-    assert recipes
+    from resdyn import build_model
+
+    recipes = sorted((Path(__file__).parents[2] / "recipes").rglob("*.toml"))
+    assert len(recipes) >= 16
     for path in recipes:
-        load_config(path).validate()
+        config = load_config(path).validate()
+        build_model(config.model.name, **config.model.options)
