@@ -22,7 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from resdyn.data import Augment, DeviceLoader, Split, load_dataset, split_validation, take
-from resdyn.metrics import model_metrics
+from resdyn.metrics import extra_loss, model_metrics
 from resdyn.nets import build_model
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, dump_config
@@ -229,8 +229,10 @@ def train(
             with autocast():
                 logits = forward(x)
                 loss = criterion(logits.float(), y)
-            penalty = weight_penalty(penalised, config.optim.l1, config.optim.l2)
-            total = loss if penalty is None else loss + penalty
+            total = loss
+            for term in (weight_penalty(penalised, config.optim.l1, config.optim.l2), extra_loss(model)):
+                if term is not None:
+                    total = total + term
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             if tc.grad_clip is not None:
