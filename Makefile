@@ -11,7 +11,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data demo test lint clean
+.PHONY: setup data browser demo test lint clean
 
 setup: $(VENV)/.installed
 
@@ -52,10 +52,20 @@ demo: setup data
 			--epochs 6 --limit-train 20000; \
 	fi
 
+# Headless Chromium and its driver from Debian, for the test that opens report.html in a real browser.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "browser: $$(command -v chromium), $$(command -v chromedriver)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		($(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+		 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)) \
+		&& echo "browser: installed chromium and chromium-driver"; \
+	else echo "no apt-get: the browser test will be skipped unless chromium and chromedriver are on PATH"; fi
+
 lint: setup
 	$(PY) -m ruff check resdyn tests benchmarks
 
-test: setup data lint
+test: setup data browser lint
 	$(PY) -m pytest -q
 
 clean:

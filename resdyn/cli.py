@@ -1,4 +1,4 @@
-"""Command line: ``resdyn train | models | data`` (also ``python -m resdyn``).
+"""Command line: ``resdyn train | models | data | compare | report`` (also ``python -m resdyn``).
 
 Strings become objects here and nowhere else: names go through the registries, flags become config
 overrides, and the library below sees only typed config and objects.
@@ -11,11 +11,15 @@ import inspect
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from resdyn.analysis.tables import format_table, human_bytes
 from resdyn.registry import UnknownNameError
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, ConfigError, apply_overrides, load_config
+
+if TYPE_CHECKING:
+    from resdyn.analysis.report import Report
 
 # Flags of `resdyn train` that are shorthands for config keys.
 TRAIN_FLAGS = {
@@ -66,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["list", "where", "verify"])
     d.add_argument("name", nargs="?", help="dataset name (all for list)")
     d.add_argument("--data-dir", help="directory to look in first")
+
+    c = sub.add_parser("compare", help="run a suite of experiments (skipping finished runs, resuming interrupted "
+                       "ones), then write its report", description="Run the experiments of a suite file "
+                       "(models x variants x seeds over one recipe) into its out folder, then write "
+                       "out/report/report.html and report.md. See resdyn/compare.py and recipes/suites/.")
+    c.add_argument("-c", "--config", required=True, metavar="SUITE.toml", help="suite file: a recipe plus [suite]")
+    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config key in every experiment, e.g. --set train.epochs=2")
+    c.add_argument("--out", help="folder for the run folders and the report (default: the suite's out)")
+    c.add_argument("--dry-run", action="store_true", help="list the experiments and what would be done; train nothing")
+
+    r = sub.add_parser("report", help="tables and plots comparing run folders, as report.html and report.md")
+    r.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run folders (a folder of run folders, such as a suite's out, stands for all of them)")
+    r.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.md and the PNGs")
+    r.add_argument("--title", default="resdyn comparison")
     return parser
 
 
@@ -79,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, argv)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "compare":
+            return cmd_compare(args, argv)
+        if args.command == "report":
+            return cmd_report(args)
         return cmd_data(args)
     except (ConfigError, UnknownNameError, DataError, RunError, NonFiniteLossError, ValueError, TypeError) as e:
         print(f"resdyn: error: {e}", file=sys.stderr)
@@ -179,3 +203,48 @@ def cmd_data(args: argparse.Namespace) -> int:
     print(format_table(["file", "status", "expected", "actual"],
                        [[str(c.path), c.status, c.expected, c.actual] for c in checks]))
     return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_compare(args: argparse.Namespace, argv: list[str] | None) -> int:
+    from resdyn.compare import load_suite, plan, report_suite, run_suite
+
+    suite = load_suite(args.config, args.set, args.out)
+    if args.dry_run:
+        rows = [[e.name, state, str(e.path)] for e, state in plan(suite)]
+        print(format_table(["experiment", "action", "run folder"], rows))
+        return 0
+    command = "resdyn " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        outcomes = run_suite(suite, command=command)
+    except KeyboardInterrupt:
+        print(f"resdyn: interrupted; run `{command}` again to resume where it stopped", file=sys.stderr)
+        return 130
+    report, html_path, md_path = report_suite(suite)
+    show_report(report, html_path, md_path)
+    failed = [o.experiment.name for o in outcomes if o.action == "failed"]
+    if failed:
+        print(f"resdyn: {len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed or not report.runs else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from resdyn.analysis.report import build_report, write_report
+
+    report = build_report(args.runs, title=args.title)
+    if not report.runs:
+        for s in report.skipped:
+            print(f"resdyn: skipped {s.path}: {s.reason}", file=sys.stderr)
+        print("resdyn: error: none of the folders holds a readable finished run; no report written", file=sys.stderr)
+        return 1
+    show_report(report, *write_report(report, args.out))
+    return 0
+
+
+def show_report(report: Report, html_path: Path, md_path: Path) -> None:
+    """The tables on stdout; every skipped folder, with why, on stderr."""
+    from resdyn.analysis.report import terminal_text
+
+    print(terminal_text(report))
+    for s in report.skipped:
+        print(f"resdyn: skipped {s.path}: {s.reason}", file=sys.stderr)
+    print(f"\nreport: {html_path} (self-contained) and {md_path}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from resdyn.nets import cifar  # noqa: F401  (registers the CIFAR ResNet family)
+from resdyn.nets import cifar, fractal, revnet  # noqa: F401  (each registers its models)
 from resdyn.nets.base import MODELS, Network
 
 

@@ -130,7 +130,7 @@ class Config:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         """Build a config from nested dicts, rejecting unknown keys and ill-typed values."""
         try:
-            return _build(cls, data, "")
+            return build_table(cls, data, "")
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
 
@@ -154,7 +154,9 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def build_table(cls: type, data: Any, where: str) -> Any:
+    """Instance of the dataclass ``cls`` from the table ``data`` (``where`` names it in errors), recursively;
+    unknown keys are rejected with the valid ones listed and values are checked against the field types."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a table of {cls.__name__} keys, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -169,7 +171,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
         hint = hints[key]
         path = f"{where}.{key}" if where else key
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, path)
+            kwargs[key] = build_table(hint, value, path)
         else:
             kwargs[key] = _check(value, hint, path)
     return cls(**kwargs)

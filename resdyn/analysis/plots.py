@@ -1,0 +1,344 @@
+"""Figures of a comparison: accuracy, loss and learning-rate curves, LM-ResNet's k_n, NFE, memory against depth.
+
+Each function takes the compared models as :class:`Series` (a label, a colour, and the per-epoch records of
+each seed) and returns a :class:`Plot` holding PNG bytes, or ``None`` when no series has the data, so a
+report never shows an empty figure. Curves are the mean over seeds with a band of one standard deviation.
+
+Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas directly, not through ``pyplot``: no
+global backend or figure state, safe without a display and in any thread.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+
+Record = Mapping[str, Any]
+#: reads one number (or None) from an epoch's record
+Reading = Callable[[Record], float | None]
+
+DPI = 110
+WIDE = (8.5, 4.2)
+MANY_EPOCHS = 30  # above this many points a line needs no markers to be read
+MEMORY_KINDS = {"cuda_max_allocated": "CUDA allocator peak", "process_max_rss": "process max RSS"}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One compared model: what to call it, its colour, and the per-epoch records of each of its seeds."""
+
+    label: str
+    colour: str
+    seeds: Sequence[Sequence[Record]]
+    depth: int | None = None
+    #: the label without its depth, so that e.g. resnet20 and resnet56 are joined in the memory plot
+    family: str = ""
+    peak_memory_bytes: float | None = None
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A finished figure: a file stem, a title, a caption saying how to read it, and the PNG image."""
+
+    slug: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def colours(labels: Sequence[str]) -> dict[str, str]:
+    """One colour per label, from a qualitative palette, the same in every figure of a report."""
+    unique = sorted(set(labels))
+    if len(unique) <= 10:
+        palette = matplotlib.colormaps["tab10"].colors
+    elif len(unique) <= 20:
+        palette = matplotlib.colormaps["tab20"].colors
+    else:
+        cmap = matplotlib.colormaps["turbo"]
+        palette = [cmap(i / (len(unique) - 1)) for i in range(len(unique))]
+    return {label: matplotlib.colors.to_hex(palette[i]) for i, label in enumerate(unique)}
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for anything else (missing keys, lists, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def nfe(record: Record, direction: str) -> float | None:
+    """Function evaluations per ``direction`` ("forward" or "backward") pass: the sum over the model's ODE
+    blocks of their ``*nfe_<direction>_mean`` values (a block may prefix its keys, or log one value per block in
+    a list), or None for a model without an ODE."""
+    pattern = re.compile(rf"(^|.*[^a-z])nfe_{direction}_mean$")
+    values = [v for k, v in record.items() if pattern.match(k)]
+    numbers = [n for v in values for n in map(number, v if isinstance(v, list) else [v]) if n is not None]
+    return sum(numbers) if numbers else None
+
+
+def key(name: str) -> Reading:
+    """The reading of one numeric key."""
+    return lambda record: number(record.get(name))
+
+
+def seed_curve(seeds: Sequence[Sequence[Record]], reading: Reading) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(epochs, mean, std) over the seeds at the epochs every seed has a value for, or None if there are none."""
+    per_seed = []
+    for records in seeds:
+        values = {r["epoch"]: v for r in records if "epoch" in r for v in [reading(r)] if v is not None}
+        if values:
+            per_seed.append(values)
+    if not per_seed:
+        return None
+    epochs = sorted(set.intersection(*(set(v) for v in per_seed)))
+    if not epochs:
+        return None
+    table = np.array([[values[e] for e in epochs] for values in per_seed])
+    return np.array(epochs), table.mean(0), table.std(0, ddof=1) if len(table) > 1 else np.zeros(len(epochs))
+
+
+def _figure(size: tuple[float, float] = WIDE) -> Figure:
+    return Figure(figsize=size, dpi=DPI, layout="constrained")
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", facecolor="white")
+    return buffer.getvalue()
+
+
+def _draw_curve(ax: Any, epochs: np.ndarray, mean: np.ndarray, std: np.ndarray, colour: str,
+                bounds: tuple[float, float] = (-np.inf, np.inf), **style: Any) -> None:
+    """The mean as a line (with markers when there are few epochs) and the spread over seeds as a band, cut to
+    ``bounds`` (a loss below 0 or an accuracy above 100% is no possible value)."""
+    style = {"marker": "o" if len(epochs) <= MANY_EPOCHS else None, "markersize": 3.5, "linewidth": 1.6, **style}
+    ax.plot(epochs, mean, color=colour, **style)
+    if np.any(std > 0):
+        low, high = np.clip(mean - std, *bounds), np.clip(mean + std, *bounds)
+        ax.fill_between(epochs, low, high, color=colour, alpha=0.18, linewidth=0)
+
+
+def _log_minor_label(value: float, _: int) -> str:
+    """Label the 2 and 5 of each decade on a log axis, and leave the other minor ticks bare."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** np.floor(np.log10(value)))
+    return f"{value:g}" if mantissa in (2, 5) else ""
+
+
+def _model_legend(figure: Figure, series: Sequence[Series], extra: Sequence[Line2D] = (), points: bool = False) -> None:
+    """One entry per model in its colour (a line, or a dot for a scatter plot), then the style keys."""
+    line = {"linestyle": "none", "marker": "o"} if points else {"linewidth": 2}
+    handles = [Line2D([], [], color=s.colour, label=s.label, **line) for s in series] + list(extra)
+    figure.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+
+
+def _epoch_axis(ax: Any) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3)
+
+
+def _curves(series: Sequence[Series], reading: Reading) -> list[tuple[Series, tuple[np.ndarray, ...]]]:
+    return [(s, c) for s in series for c in [seed_curve(s.seeds, reading)] if c is not None]
+
+
+def accuracy_plot(series: Sequence[Series]) -> Plot | None:
+    """Test accuracy per epoch."""
+    curves = _curves(series, key("test_acc"))
+    if not curves:
+        return None
+    figure = _figure()
+    ax = figure.add_subplot()
+    for s, (epochs, mean, std) in curves:
+        _draw_curve(ax, epochs, 100 * mean, 100 * std, s.colour, bounds=(0, 100))
+    _epoch_axis(ax)
+    ax.set_ylabel("test accuracy (%)")
+    _model_legend(figure, [s for s, _ in curves])
+    return Plot("test-accuracy", "Test accuracy per epoch", "Mean over seeds; the band is ± one standard deviation.",
+                _png(figure))
+
+
+def loss_plot(series: Sequence[Series]) -> Plot | None:
+    """Train and test cross-entropy per epoch, on a linear and a logarithmic axis side by side."""
+    train, test = _curves(series, key("train_loss")), _curves(series, key("test_loss"))
+    if not train and not test:
+        return None
+    figure = _figure((11, 4.2))
+    for ax, scale in zip(figure.subplots(1, 2), ("linear", "log"), strict=True):
+        for curves, style in ((train, "-"), (test, "--")):
+            for s, (epochs, mean, std) in curves:
+                _draw_curve(ax, epochs, mean, std, s.colour, bounds=(0, np.inf), linestyle=style)
+        if scale == "log":
+            ax.set_yscale("log", nonpositive="clip")
+            # Plain numbers (0.2, 5) read faster than 2x10^-1.
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(_log_minor_label))
+        _epoch_axis(ax)
+        ax.set_ylabel(f"cross-entropy loss (nats, {scale} scale)")
+    styles = [Line2D([], [], color="0.3", linestyle="-", label="train"),
+              Line2D([], [], color="0.3", linestyle="--", label="test")]
+    shown = {s.label: s for s, _ in train + test}
+    _model_legend(figure, [s for s in series if s.label in shown], styles)
+    return Plot("loss", "Loss per epoch (linear and log scale)",
+                "Solid: training loss (mean over the epoch's batches, with augmentation); dashed: test loss. "
+                "Mean over seeds, band ± one standard deviation.", _png(figure))
+
+
+def lr_plot(series: Sequence[Series]) -> Plot | None:
+    """The learning rate of each epoch's last step; one grey line when every model shares the schedule."""
+    curves = _curves(series, key("lr"))
+    if not curves:
+        return None
+    figure = _figure()
+    ax = figure.add_subplot()
+    shared = all(np.array_equal(c[0], curves[0][1][0]) and np.array_equal(c[1], curves[0][1][1]) for _, c in curves)
+    if shared and len(curves) > 1:
+        epochs, mean, _ = curves[0][1]
+        _draw_curve(ax, epochs, mean, np.zeros_like(mean), "0.25")
+        figure.legend(handles=[Line2D([], [], color="0.25", linewidth=2, label="every model")],
+                      loc="outside right upper", fontsize="small", frameon=False)
+    else:
+        # Schedules often coincide: wider lines underneath keep every colour visible where they overlap.
+        for i, (s, (epochs, mean, _)) in enumerate(curves):
+            _draw_curve(ax, epochs, mean, np.zeros_like(mean), s.colour, linewidth=1.6 + 1.4 * (len(curves) - 1 - i))
+        _model_legend(figure, [s for s, _ in curves])
+    _epoch_axis(ax)
+    ax.set_ylabel("learning rate (at the epoch's last step)")
+    return Plot("learning-rate", "Learning rate", "The schedule's learning rate at the last step of each epoch.",
+                _png(figure))
+
+
+def _lm_k(seeds: Sequence[Sequence[Record]]) -> np.ndarray | None:
+    """k_n as an array (seed, epoch, layer) over the epochs every seed logged, or None without LM blocks."""
+    per_seed = [[r["lm_k"] for r in records if isinstance(r.get("lm_k"), list) and r["lm_k"]] for records in seeds]
+    per_seed = [k for k in per_seed if k]
+    if not per_seed:
+        return None
+    epochs = min(len(k) for k in per_seed)
+    return np.array([k[:epochs] for k in per_seed], dtype=float)
+
+
+def lm_k_final_plot(series: Sequence[Series]) -> Plot | None:
+    """LM-ResNet's learned k_n per layer at the end of training."""
+    found = [(s, k) for s in series for k in [_lm_k(s.seeds)] if k is not None]
+    if not found:
+        return None
+    figure = _figure()
+    ax = figure.add_subplot()
+    for s, k in found:
+        final = k[:, -1, :]
+        layers = np.arange(1, final.shape[1] + 1)
+        std = final.std(0, ddof=1) if len(final) > 1 else np.zeros(final.shape[1])
+        _draw_curve(ax, layers, final.mean(0), std, s.colour)
+    euler = Line2D([], [], color="0.4", linestyle=":", label="k = 0: forward Euler (ResNet)")
+    ax.axhline(0, color="0.4", linestyle=":", linewidth=1)
+    ax.set_xlabel("LM step n (in network order)")
+    ax.set_ylabel("k_n (paper convention)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3)
+    _model_legend(figure, [s for s, _ in found], [euler])
+    return Plot("lm-k-final", "LM-ResNet: learned k_n per layer, end of training",
+                "u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n); mean over seeds, band ± one standard deviation. "
+                "The first step and the downsampling transitions are Euler steps and have no k_n.", _png(figure))
+
+
+def lm_k_heatmap(series: Sequence[Series]) -> Plot | None:
+    """k_n of every LM step over the epochs, one heatmap per LM model (mean over seeds)."""
+    found = [(s, k.mean(0)) for s in series for k in [_lm_k(s.seeds)] if k is not None]
+    if not found:
+        return None
+    limit = max(float(np.abs(k).max()) for _, k in found) or 1.0
+    columns = min(len(found), 3)
+    rows = -(-len(found) // columns)
+    figure = _figure((4.2 * columns + 1.2, 3.4 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    image = None
+    for ax, (s, k) in zip(axes, found, strict=False):
+        epochs, layers = k.shape
+        image = ax.imshow(k.T, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          extent=(0.5, epochs + 0.5, 0.5, layers + 0.5), interpolation="nearest")
+        ax.set_title(s.label, color=s.colour, fontsize="medium", fontweight="bold")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("LM step n")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    for ax in axes[len(found):]:
+        ax.set_visible(False)
+    figure.colorbar(image, ax=axes[: len(found)].tolist(), label="k_n (paper convention)")
+    return Plot("lm-k-epochs", "LM-ResNet: k_n over training",
+                "Each row is one LM step, each column one epoch; blue is negative, red positive, white k_n = 0 "
+                "(forward Euler). Mean over seeds.", _png(figure))
+
+
+def nfe_plot(series: Sequence[Series]) -> Plot | None:
+    """Function evaluations per forward and backward pass of the ODE blocks, per epoch."""
+    forward = _curves(series, lambda r: nfe(r, "forward"))
+    backward = _curves(series, lambda r: nfe(r, "backward"))
+    if not forward and not backward:
+        return None
+    figure = _figure()
+    ax = figure.add_subplot()
+    for curves, style in ((forward, "-"), (backward, "--")):
+        for s, (epochs, mean, std) in curves:
+            _draw_curve(ax, epochs, mean, std, s.colour, linestyle=style)
+    _epoch_axis(ax)
+    ax.set_ylabel("function evaluations per pass (mean)")
+    styles = [Line2D([], [], color="0.3", linestyle="-", label="forward"),
+              Line2D([], [], color="0.3", linestyle="--", label="backward")]
+    shown = {s.label for s, _ in forward + backward}
+    _model_legend(figure, [s for s in series if s.label in shown], styles)
+    return Plot("nfe", "ODE function evaluations over training",
+                "Evaluations of the vector field per forward (solid) and backward (dashed) pass, summed over the "
+                "network's ODE blocks and averaged over each epoch's batches; mean over seeds.", _png(figure))
+
+
+def memory_depth_plot(series: Sequence[Series], memory_kind: str | None) -> Plot | None:
+    """Peak memory against depth, points coloured per model and joined within a family (e.g. all LM-ResNets)."""
+    points = [s for s in series if s.depth is not None and s.peak_memory_bytes is not None]
+    if len({s.depth for s in points}) < 2:
+        return None
+    figure = _figure()
+    ax = figure.add_subplot()
+    mib = 2.0 ** 20
+    for family in sorted({s.family for s in points}):
+        members = sorted((s for s in points if s.family == family), key=lambda s: s.depth)
+        if len(members) > 1:
+            ax.plot([s.depth for s in members], [s.peak_memory_bytes / mib for s in members], color="0.6",
+                    linewidth=1, zorder=1)
+            last = members[-1]
+            ax.annotate(family, (last.depth, last.peak_memory_bytes / mib), textcoords="offset points",
+                        xytext=(4, 4), fontsize="small", color="0.35")
+    for s in points:
+        ax.scatter([s.depth], [s.peak_memory_bytes / mib], color=s.colour, s=40, zorder=2)
+    ax.set_xlabel("depth (layers)")
+    kind = MEMORY_KINDS.get(memory_kind or "", memory_kind or "as measured")
+    ax.set_ylabel(f"peak memory (MiB, {kind})")
+    ax.grid(True, alpha=0.3)
+    ax.margins(0.1, 0.15)  # room for the family names written beside the last point
+    _model_legend(figure, points, points=True)
+    return Plot("memory-depth", "Peak memory against depth", _memory_caption(memory_kind), _png(figure))
+
+
+def _memory_caption(memory_kind: str | None) -> str:
+    if memory_kind == "cuda_max_allocated":
+        return "Peak memory allocated by PyTorch on the GPU during each run (mean over seeds)."
+    return ("On the CPU the figure is the training process's maximum resident set size: it includes the Python "
+            "interpreter and the dataset, and where several runs shared one process (as under `resdyn compare`) "
+            "the largest run before it too. Compare memory on a GPU.")
+
+
+def all_plots(series: Sequence[Series], memory_kind: str | None) -> list[Plot]:
+    """Every figure that has data, in reading order."""
+    plots = [accuracy_plot(series), loss_plot(series), lr_plot(series), lm_k_final_plot(series),
+             lm_k_heatmap(series), nfe_plot(series), memory_depth_plot(series, memory_kind)]
+    return [p for p in plots if p is not None]

@@ -1,0 +1,256 @@
+"""``resdyn compare``: run a suite of experiments into one folder, then report on them.
+
+A suite file is a recipe with a ``[suite]`` table: the recipe's tables (``[model]``, ``[data]``, ``[optim]``,
+``[schedule]``, ``[train]``, ``[meta]``) are the base config, and ``[suite]`` says what to vary::
+
+    [suite]
+    name = "fmnist-small"               # the report's title; the default out is runs/<name>
+    out = "runs/fmnist-small"           # one run folder per experiment in here, and report/
+    recipe = "../fashion-mnist-resnet20.toml"   # base config, relative to this file, under the inline tables
+    models = ["resnet20", "lm-resnet20"]        # one row per model (or recipes = [...]: one row per recipe)
+    seeds = [0, 1]
+    set = ["train.epochs=4"]            # --set overrides for every experiment
+
+    [[suite.variants]]                  # optional: each row is run once per variant
+    name = "adamw"
+    set = ["optim.name=adamw", "optim.lr=1e-3"]
+
+An experiment is (row, variant, seed), run in ``<out>/<row>[-<variant>]-seed<N>``, seed-major so that one
+seed of every model finishes first. Its config is, from lowest precedence: defaults, the recipe (or each
+of ``recipes``), the inline tables, ``suite.set``, the variant's ``set``, the command line's ``--set``, the
+seed. A recipe's ``[meta]`` (the paper's number) describes the recipe's own model, so a row that swaps in
+another model does not inherit it. ``meta.label`` and ``meta.suite`` are added, so the report names rows as
+the suite does.
+
+Every experiment's config is built and checked before anything trains. Then a folder with a summary is
+skipped, one with a checkpoint is resumed (exactly: see ``resdyn.train.loop``), any other is started; a
+folder whose stored config differs from the suite's is an error rather than a silent mix of two
+experiments. A run whose loss turns non-finite is reported and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from resdyn.analysis.report import RUN_ONLY_KEYS, Report, build_report, flatten, write_report
+from resdyn.runs import RunDir, RunError
+from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, load_config
+from resdyn.train.loop import NonFiniteLossError, train
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Status = Literal["done", "resume", "start"]
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+@dataclass
+class Variant:
+    """A named set of overrides; every row of the suite is run once per variant."""
+
+    name: str
+    set: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SuiteTable:
+    """The ``[suite]`` table of a suite file, as written."""
+
+    name: str
+    #: folder for the suite's run folders and report (relative to the working directory); default runs/<name>
+    out: str | None = None
+    #: base recipe, relative to the suite file
+    recipe: str | None = None
+    #: one row per recipe (each keeps its own model and [meta]); instead of ``recipe`` and ``models``
+    recipes: list[str] = field(default_factory=list)
+    #: one row per model name, over the base config
+    models: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    #: ``section.key=value`` overrides for every experiment
+    set: list[str] = field(default_factory=list)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One run of the suite: its folder and its resolved config."""
+
+    name: str
+    label: str
+    config: Config
+    path: Path
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    out: Path
+    experiments: list[Experiment]
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out / "report"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``run_suite`` did with an experiment: skipped, resumed, started, or failed (with the reason)."""
+
+    experiment: Experiment
+    action: Literal["skipped", "resumed", "started", "failed"]
+    error: str | None = None
+
+
+# -- reading a suite ----------------------------------------------------------------------------------------
+def load_suite(path: str | Path, overrides: Sequence[str] = (), out: str | Path | None = None) -> Suite:
+    """Read a suite file and resolve every experiment's config; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read suite {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    if "suite" not in data:
+        raise ConfigError(f"{path} has no [suite] table: a suite file is a recipe plus [suite] with name, models "
+                          "or recipes, and seeds (see `resdyn compare --help`)")
+    try:
+        table = build_table(SuiteTable, data.pop("suite"), "suite")
+        variants = [build_table(Variant, v, f"suite.variants[{i}]") for i, v in enumerate(table.variants)]
+        _check_table(table, variants)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    rows = _rows(table, data, path)
+    experiments = []
+    for seed in table.seeds:
+        for row, base in rows:
+            for variant in variants or [Variant("")]:
+                label = f"{row}-{variant.name}" if variant.name else row
+                config = _resolve(base, [*table.set, *variant.set, *overrides], f"{path}: experiment {label}")
+                config.train.seed = seed
+                config.meta = {**config.meta, "label": label, "suite": table.name}
+                name = f"{label}-seed{seed}"
+                experiments.append(Experiment(name, label, config.validate(), Path(out or table.out or
+                                                                                     f"runs/{table.name}") / name))
+    names = [e.name for e in experiments]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"{path}: experiments {', '.join(twice)} appear twice; give rows and variants distinct "
+                          "names (rows are named by model, or by recipe file name with recipes = [...])")
+    return Suite(table.name, Path(out or table.out or f"runs/{table.name}"), experiments)
+
+
+def _check_table(table: SuiteTable, variants: Sequence[Variant]) -> None:
+    """What the field types cannot say: names usable as folder names, one way to give the rows, seeds."""
+    for what, name in [("suite.name", table.name), *(("suite.variants name", v.name) for v in variants)]:
+        if not SAFE_NAME.fullmatch(name):
+            raise ConfigError(f"{what} {name!r} must be a folder name: letters, digits and . _ + -")
+    if table.recipes and (table.recipe or table.models):
+        raise ConfigError("give either recipes = [...] (one row per recipe) or recipe and models, not both")
+    if not table.seeds or len(set(table.seeds)) < len(table.seeds):
+        raise ConfigError(f"suite.seeds must be a non-empty list of distinct integers, got {table.seeds}")
+    names = [v.name for v in variants]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"suite.variants names must be distinct, got {names}")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base`` table by table (nested tables merge; other values replace)."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key),
+                                                                                            dict) else value
+    return merged
+
+
+def _recipe(path: Path) -> dict[str, Any]:
+    return load_config(path).to_dict()
+
+
+def _rows(table: SuiteTable, inline: dict[str, Any], path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(row name, base config as nested tables) for each row of the suite."""
+    here = path.parent
+    if table.recipes:
+        return [(Path(r).stem, _merge(_recipe(here / r), inline)) for r in table.recipes]
+    base = _merge(_recipe(here / table.recipe) if table.recipe else {}, inline)
+    if not table.models:
+        return [(base.get("model", {}).get("name", Config().model.name), base)]
+    rows = []
+    for model in table.models:
+        row = _merge(base, {"model": {"name": model}})
+        if base.get("model", {}).get("name", Config().model.name) != model:
+            # The recipe's [meta] (its paper's number) is about the recipe's model, not this one.
+            row["meta"] = dict(inline.get("meta", {}))
+        rows.append((model, row))
+    return rows
+
+
+def _resolve(base: dict[str, Any], overrides: Sequence[str], where: str) -> Config:
+    try:
+        return apply_overrides(Config.from_dict(base), list(overrides))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+# -- running ------------------------------------------------------------------------------------------------
+def status(experiment: Experiment) -> Status:
+    """"done" (summary written), "resume" (checkpoint, no summary) or "start"; a folder holding another
+    experiment's run is an error naming the keys that differ."""
+    run = RunDir(experiment.path)
+    try:
+        finished = run.read_summary() is not None
+    except RunError:
+        finished = False  # a corrupt summary: resuming a finished run only re-evaluates it and rewrites it
+    if not finished and not run.has_checkpoint():
+        return "start"
+    stored = flatten(Config.from_dict(run.read_config(), str(run.file(RunDir.CONFIG))).to_dict())
+    wanted = flatten(experiment.config.to_dict())
+    differ = sorted(k for k in stored.keys() | wanted.keys()
+                    if k not in RUN_ONLY_KEYS and stored.get(k) != wanted.get(k))
+    if differ:
+        changes = "; ".join(f"{k}: {stored.get(k, '(unset)')!r} there, {wanted.get(k, '(unset)')!r} here"
+                            for k in differ)
+        raise ConfigError(f"{experiment.path} holds a run of another config ({changes}); delete that folder to run "
+                          "it again, or give the suite another out")
+    return "done" if finished else "resume"
+
+
+def plan(suite: Suite) -> list[tuple[Experiment, Status]]:
+    """Every experiment with what ``run_suite`` will do with it; checks every folder before anything runs."""
+    return [(e, status(e)) for e in suite.experiments]
+
+
+def run_suite(suite: Suite, command: str | None = None,
+              log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[Outcome]:
+    """Train what is not finished, in order; a non-finite loss fails that experiment only."""
+    steps = plan(suite)
+    outcomes = []
+    for i, (experiment, state) in enumerate(steps, 1):
+        what = {"done": "finished, skipped", "resume": "resuming", "start": "starting"}[state]
+        log(f"[{i}/{len(steps)}] {experiment.name}: {what}")
+        if state == "done":
+            outcomes.append(Outcome(experiment, "skipped"))
+            continue
+        try:
+            train(experiment.config, experiment.path, resume=state == "resume", overwrite=state == "start",
+                  command=command)
+        except NonFiniteLossError as e:
+            log(f"[{i}/{len(steps)}] {experiment.name}: failed: {e}")
+            outcomes.append(Outcome(experiment, "failed", str(e)))
+            continue
+        outcomes.append(Outcome(experiment, "resumed" if state == "resume" else "started"))
+    return outcomes
+
+
+def report_suite(suite: Suite) -> tuple[Report, Path, Path]:
+    """The report over every experiment's folder, written to ``<out>/report``."""
+    report = build_report([e.path for e in suite.experiments], title=suite.name)
+    html_path, md_path = write_report(report, suite.report_dir)
+    return report, html_path, md_path

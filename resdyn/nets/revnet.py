@@ -1,0 +1,151 @@
+"""CIFAR RevNets (Gomez et al. 2017, Table 1), laid out as the authors' code builds them.
+
+Source: ``renmengye/revnet-public`` (``resnet/configs/cifar_configs.py``, ``resnet/models/revnet_model.py``):
+
+    name        residual function   units per stage   widths (stem, stages)        paper params
+    RevNet-38   basic               3-3-3             32 - 32, 64, 112             0.46M
+    RevNet-110  basic               9-9-9             32 - 32, 64, 128             1.73M
+    RevNet-164  bottleneck          9-9-9             32 - 128, 256, 512 (x4)      1.75M
+
+Depth counts the convolutions of every ``F`` and ``G`` plus the stem and the classifier (38 = 3 * 3 * 2 * 2 + 2,
+164 = 3 * 9 * 2 * 3 + 2). The stem is conv3x3-BN-ReLU; each unit is a
+:class:`~resdyn.schemes.reversible.ReversibleBlock` whose ``F`` and ``G`` are pre-activation residual functions
+on half the channels; the head is BN-ReLU, global average pool, linear.
+
+The first unit of a stage that changes resolution or width, ``y1 = P x1 + F(x2); y2 = P x2 + G(y1)``, is not
+reversible (it discards information), so, as in the paper, it is an ordinary block that stores its activations:
+its ``F`` takes the stride and the new width, and ``P`` carries each half across -- average pooling and
+zero-padding of the new channels for basic functions, a 1x1 projection (no BN) per half for bottlenecks. Every
+other unit is reversible and backpropagates without storing activations. (The authors' code also stores the
+input of the first unit of the first stage; for basic functions that unit keeps the shape, so here it is
+reversible. The parameters are the same.)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from resdyn.fields import PadShortcut, ProjectionShortcut, conv1x1, conv3x3
+from resdyn.nets.base import MODELS, ClassifierHead, Network
+from resdyn.nets.cifar import init_he
+from resdyn.noise import FieldFactory, Noise, make_noise
+from resdyn.schemes.reversible import Reversible, ReversibleBlock
+
+STEM_WIDTH = 32
+# name: (residual function, units per stage, stage widths before the bottleneck expansion)
+LAYOUTS: dict[int, tuple[str, int, tuple[int, ...]]] = {
+    38: ("basic", 3, (32, 64, 112)),
+    110: ("basic", 9, (32, 64, 128)),
+    164: ("bottleneck", 9, (32, 64, 128)),
+}
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+def residual_function(
+    block: str, in_channels: int, out_channels: int, stride: int = 1, preactivate: bool = True
+) -> nn.Sequential:
+    """``F`` or ``G`` of a RevNet unit, pre-activation, as in the authors' code.
+
+    basic: ``[BN-ReLU] conv3x3(stride) BN-ReLU conv3x3``; bottleneck:
+    ``[BN-ReLU] conv1x1(stride, out/4) BN-ReLU conv3x3 BN-ReLU conv1x1(out)``. Two things differ from
+    :class:`resdyn.fields.PreActBottleneckField` / ``PreActBasicField``, hence this function: the bottleneck
+    strides in its first 1x1 convolution (the authors' TensorFlow ResNet) rather than the 3x3, and the network's
+    very first ``F`` has no leading BN-ReLU (``preactivate=False``) because the stem already ends in one.
+    """
+    layers: list[nn.Module] = [nn.BatchNorm2d(in_channels), nn.ReLU()] if preactivate else []
+    if block == "basic":
+        layers += [conv3x3(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+                   conv3x3(out_channels, out_channels)]
+    else:
+        mid = out_channels // 4
+        layers += [conv1x1(in_channels, mid, stride), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                   conv3x3(mid, mid), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                   conv1x1(mid, out_channels)]
+    return nn.Sequential(*layers)
+
+
+def half_shortcut(block: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """``P`` carrying one half of the state across a transition (authors' ``_possible_downsample``).
+
+    ``ceil_mode`` makes the pooled size ``ceil(H / stride)``, the strided convolution's, for odd ``H`` too.
+    """
+    if block == "bottleneck":
+        return ProjectionShortcut(in_channels, out_channels, stride, norm=False)
+    return nn.Sequential(nn.AvgPool2d(stride, ceil_mode=True), PadShortcut(in_channels, out_channels, 1))
+
+
+def cifar_revnet(
+    block: str,
+    units: int,
+    widths: Sequence[int],
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    noise: Noise | None = None,
+    memory_saving: bool = True,
+) -> Network:
+    """A RevNet of ``len(widths)`` stages of ``units`` units of ``block`` ("basic" or "bottleneck") functions.
+
+    ``noise`` wraps every ``F`` and ``G``, indexed in network order (``F_1, G_1, F_2, ...``). With
+    ``memory_saving=False`` the same blocks backpropagate by ordinary autograd.
+    """
+    if block not in EXPANSION:
+        raise ValueError(f"unknown RevNet residual function {block!r}; valid: {', '.join(EXPANSION)}")
+    count = 2 * units * len(widths)
+
+    def make(make_field: FieldFactory, index: int, keeps_shape: bool) -> nn.Module:
+        return noise.wrap(make_field, index, count, keeps_shape) if noise is not None else make_field()
+
+    blocks: list[ReversibleBlock] = []
+    channels = STEM_WIDTH
+    for stage, width in enumerate(widths):
+        out = width * EXPANSION[block]
+        for unit in range(units):
+            stride = 2 if stage > 0 and unit == 0 else 1
+            half_in, half_out = channels // 2, out // 2
+            first = stage == 0 and unit == 0
+            index = 2 * len(blocks)
+            keeps_shape = half_in == half_out and stride == 1
+            f = make(functools.partial(residual_function, block, half_in, half_out, stride, not first),
+                     index, keeps_shape)
+            g = make(functools.partial(residual_function, block, half_out, half_out), index + 1, True)
+            if keeps_shape:
+                blocks.append(ReversibleBlock(f, g))
+            else:
+                blocks.append(ReversibleBlock(f, g, half_shortcut(block, half_in, half_out, stride),
+                                              half_shortcut(block, half_in, half_out, stride)))
+            channels = out
+
+    stem = nn.Sequential(conv3x3(in_channels, STEM_WIDTH), nn.BatchNorm2d(STEM_WIDTH), nn.ReLU(inplace=True))
+    body = Reversible(blocks, memory_saving=memory_saving)
+    net = Network(stem, body, ClassifierHead(channels, num_classes, preact=True))
+    init_he(net)
+    return net
+
+
+# -- registered builders: strings and option dicts stop here ------------------------------------------------
+
+
+def revnet(
+    depth: int,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    memory_saving: bool = True,
+    noise: str | None = None,
+    noise_options: dict[str, Any] | None = None,
+) -> Network:
+    """CIFAR RevNet-``depth`` of Gomez et al. 2017 (38, 110 or 164)."""
+    block, units, widths = LAYOUTS[depth]
+    return cifar_revnet(
+        block, units, widths, in_channels=in_channels, num_classes=num_classes,
+        noise=make_noise(noise, **(noise_options or {})), memory_saving=memory_saving,
+    )
+
+
+for _depth, (_block, _units, _widths) in LAYOUTS.items():
+    MODELS.add(f"revnet{_depth}", functools.partial(revnet, _depth),
+               f"CIFAR RevNet-{_depth} (Gomez et al. 2017): {_block} functions, {_units} units per stage")

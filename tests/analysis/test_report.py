@@ -1,0 +1,214 @@
+"""The report: its table agrees with the run summaries, bad folders are named and skipped, the HTML stands alone."""
+
+import base64
+import html
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resdyn.analysis.profile import mult_adds
+from resdyn.analysis.report import (
+    Run,
+    build_report,
+    depth_of,
+    family_of,
+    group_runs,
+    mean_std,
+    write_report,
+)
+from resdyn.cli import main
+from resdyn.nets import build_model
+from resdyn.runs import RunDir
+
+UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+def md_table(text: str, heading: str) -> list[dict[str, str]]:
+    """The first Markdown table after ``## heading``, as one dict per row keyed by the headers."""
+    lines = text.split(f"## {heading}\n", 1)[1].strip().splitlines()
+    table = [line for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("|"))]]
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in table]
+    return [dict(zip(cells[0], row, strict=True)) for row in cells[2:]]
+
+
+def value(cell: str) -> float:
+    """A cell such as "75,002", "747 K" or "409.4 MiB" as a number."""
+    number, _, unit = cell.partition(" ")
+    return float(number.replace(",", "")) * UNITS.get(unit, 1)
+
+
+def mean_and_std(cell: str) -> tuple[float, float | None]:
+    mean, _, std = cell.partition(" ± ")
+    return float(mean), float(std) if std else None
+
+
+def summaries(*paths: Path) -> list[dict]:
+    return [RunDir(p).read_summary() for p in paths]
+
+
+def test_table_numbers_match_the_summaries(digits_runs, tmp_path):
+    report = build_report(digits_runs.values(), title="digits")
+    _, md_path = write_report(report, tmp_path)
+    rows = {r["model"]: r for r in md_table(md_path.read_text(), "digits")}
+    assert set(rows) == {"resnet depth=8", "lm-resnet depth=14"}
+
+    resnet = summaries(digits_runs["resnet8-seed0"], digits_runs["resnet8-seed1"])
+    acc = [100 * s["test_acc"] for s in resnet]
+    row = rows["resnet depth=8"]
+    assert (row["depth"], row["seeds"]) == ("8", "2")
+    mean, std = mean_and_std(row["test acc (%)"])
+    assert mean == pytest.approx(statistics.fmean(acc), abs=0.005)
+    assert std == pytest.approx(statistics.stdev(acc), abs=0.005)
+    mean, std = mean_and_std(row["test error (%)"])
+    assert mean == pytest.approx(100 - statistics.fmean(acc), abs=0.005)
+    assert std == pytest.approx(statistics.stdev(acc), abs=0.005)
+    assert value(row["params"]) == resnet[0]["params"]
+    macs = mult_adds(build_model("resnet", 1, 10, depth=8), (1, 8, 8))
+    assert value(row["Mult-Adds per image"]) == pytest.approx(macs, rel=5e-3)
+    assert value(row["Mult-Adds per batch of 128"]) == pytest.approx(128 * macs, rel=5e-3)
+    for column, key in (("train s/epoch", "train_time_per_epoch_s"), ("eval s/epoch", "eval_time_per_epoch_s")):
+        # Printed to 2 decimals below 10 s, 1 below 100 s, whole seconds above.
+        expected = statistics.fmean(s[key] for s in resnet)
+        assert value(row[column]) == pytest.approx(expected, rel=5e-3, abs=0.0051)
+    assert value(row["peak memory"]) == pytest.approx(statistics.fmean(s["peak_memory_bytes"] for s in resnet),
+                                                      abs=0.051 * 2**20)
+    assert value(row["checkpoint"]) == pytest.approx(resnet[0]["checkpoint_bytes"], rel=1e-3)
+    assert (row["paper error (%)"], row["Δ error (pp)"]) == ("-", "-")
+
+    (lm,) = summaries(digits_runs["lm14-seed0"])
+    row = rows["lm-resnet depth=14"]
+    assert row["seeds"] == "1" and row["test acc (%)"] == f"{100 * lm['test_acc']:.2f}"  # no ± for one seed
+    assert row["paper error (%)"] == "4.50"
+    assert row["Δ error (pp)"] == f"{100 * (1 - lm['test_acc']) - 4.5:+.2f}"
+    assert "NFE forward" not in row  # no ODE in these runs: no NFE columns
+
+    page = (tmp_path / "report.html").read_text()
+    for row in rows.values():
+        for cell in row.values():
+            assert html.escape(cell) in page
+    assert "a made-up paper" in page  # the paper's source, from [meta]
+
+
+def test_plots_are_drawn_only_where_there_is_data(digits_runs):
+    with_lm = build_report(digits_runs.values())
+    resnet_only = build_report([digits_runs["resnet8-seed0"], digits_runs["resnet8-seed1"]])
+    slugs = [p.slug for p in with_lm.sections[0].plots]
+    assert slugs == ["test-accuracy", "loss", "learning-rate", "lm-k-final", "lm-k-epochs", "memory-depth"]
+    # No LM-ResNet: no k_n plots; one depth: no memory-against-depth plot; no ODE anywhere: no NFE plot.
+    assert [p.slug for p in resnet_only.sections[0].plots] == ["test-accuracy", "loss", "learning-rate"]
+
+
+def test_missing_corrupt_and_unfinished_folders_are_named_and_skipped(digits_runs, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt-run"
+    shutil.copytree(digits_runs["resnet8-seed0"], corrupt)
+    (corrupt / "summary.json").write_text('{"model": "resnet", "test_')
+    unfinished = tmp_path / "unfinished-run"
+    shutil.copytree(digits_runs["resnet8-seed1"], unfinished)
+    (unfinished / "summary.json").unlink()
+    missing = tmp_path / "no-such-run"
+    paths = [*digits_runs.values(), corrupt, unfinished, missing]
+
+    report = build_report(paths)
+    reasons = {s.path.name: s.reason for s in report.skipped}
+    assert reasons.keys() == {"corrupt-run", "unfinished-run", "no-such-run"}
+    assert "summary.json is corrupt" in reasons["corrupt-run"]
+    assert "unfinished" in reasons["unfinished-run"] and "--resume" in reasons["unfinished-run"]
+    assert reasons["no-such-run"] == "no such folder"
+    assert len(report.runs) == 3
+
+    out = tmp_path / "report"
+    assert main(["report", *map(str, paths), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    for name in reasons:
+        assert f"skipped {tmp_path / name}" in err
+        assert name in (out / "report.md").read_text() and name in (out / "report.html").read_text()
+    # The readable runs are all in the table: two seeds of ResNet-8 despite the broken copies.
+    assert {r["model"]: r["seeds"] for r in md_table((out / "report.md").read_text(), "digits")} == {
+        "resnet depth=8": "2", "lm-resnet depth=14": "1"}
+
+
+def test_report_fails_only_when_no_run_can_be_read(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "nothing-here"), "--out", str(out)]) == 1
+    assert "nothing-here: no such folder" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folder_of_runs_stands_for_its_runs(digits_runs):
+    report = build_report([digits_runs["lm14-seed0"].parent])
+    assert sorted(r.name for r in report.runs) == sorted(digits_runs) and not report.skipped
+
+
+def test_html_is_self_contained(digits_runs, tmp_path):
+    report = build_report(digits_runs.values())
+    html_path, md_path = write_report(report, tmp_path)
+    page = html_path.read_text()
+    links = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert links and all(link.startswith("data:") for link in links)
+    assert "<script" not in page and "http" not in page
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == len(report.sections[0].plots)
+    assert all(base64.b64decode(image).startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    # The Markdown links the same figures, written beside it.
+    for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md_path.read_text()):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_nfe_columns_sum_the_ode_blocks_of_the_last_epoch(digits_runs, tmp_path):
+    ode = tmp_path / "ode-run"
+    shutil.copytree(digits_runs["lm14-seed0"], ode)
+    run = RunDir(ode)
+    records = run.read_metrics()
+    run.file(RunDir.METRICS).unlink()
+    for r in records:
+        # Two ODE blocks, one logging under a prefix and one a value per sub-block.
+        run.append_metrics({**r, "block1.nfe_forward_mean": 10.0 + r["epoch"], "nfe_forward_mean": [2.0, 3.0],
+                            "block1.nfe_backward_mean": 20.0 * r["epoch"], "block1.nfe_forward_max": 99})
+    report = build_report([digits_runs["resnet8-seed0"], ode])
+    rows = {r["model"]: r for r in md_table(render(report, tmp_path), "digits")}
+    assert rows["lm-resnet depth=14"]["NFE forward"] == "17.0"  # 10 + 2 (last epoch) + 2 + 3
+    assert rows["lm-resnet depth=14"]["NFE backward"] == "40.0"
+    assert rows["resnet depth=8"]["NFE forward"] == "-"
+    assert "nfe" in [p.slug for p in report.sections[0].plots]
+
+
+def render(report, out: Path) -> str:
+    return write_report(report, out)[1].read_text()
+
+
+def fake_run(name: str, seed: int, **config) -> Run:
+    base = {"model": {"name": "resnet", "options": {"depth": 8}}, "data": {"name": "digits"},
+            "optim": {"lr": 0.1}, "train": {"seed": seed, "device": "cpu"}}
+    for section, values in config.items():
+        base[section] = {**base.get(section, {}), **values}
+    return Run(Path(name), base, {"model": "resnet", "data": "digits", "params": 1, "test_acc": 0.5}, [])
+
+
+def test_runs_differing_only_in_seed_and_device_are_one_experiment():
+    runs = [fake_run("a", 0), fake_run("b", 1, train={"device": "cuda"}), fake_run("c", 0, optim={"lr": 0.05})]
+    groups = group_runs(runs)
+    assert sorted((g.label, [r.name for r in g.runs]) for g in groups) == [
+        ("resnet depth=8 (optim.lr=0.05)", ["c"]), ("resnet depth=8 (optim.lr=0.1)", ["a", "b"])]
+    (labelled,) = group_runs([fake_run("d", 0, meta={"label": "resnet8-adamw"})])
+    assert labelled.label == "resnet8-adamw" and labelled.family == "resnet-adamw"
+
+
+def test_depth_family_and_statistics():
+    assert depth_of("lm-resnet56", {}) == 56 and depth_of("resnet", {"depth": 8}) == 8
+    assert depth_of("lm-resnext29-8x64d", {}) == 29 and depth_of("odenet", {}) is None
+    assert family_of("resnet110-sd", 110) == "resnet-sd" and family_of("resnet depth=8", 8) == "resnet"
+    assert mean_std([1.0, 2.0, 6.0]) == (3.0, statistics.stdev([1.0, 2.0, 6.0])) and mean_std([4.0]) == (4.0, None)
+
+
+def test_report_never_imports_the_training_code(digits_runs, tmp_path):
+    code = ("import sys; from resdyn.analysis.report import build_report, write_report; "
+            f"write_report(build_report({json.dumps([str(p) for p in digits_runs.values()])}), {str(tmp_path)!r}); "
+            "print([m for m in sys.modules if m.startswith('resdyn.train')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,175 @@
+"""resdyn compare: suites are typed data; finished runs are skipped, interrupted ones resumed, then reported."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import resdyn.compare as compare
+from resdyn.cli import main
+from resdyn.compare import load_suite, plan, report_suite, run_suite
+from resdyn.runs import RunDir
+from resdyn.train.config import ConfigError
+from resdyn.train.loop import train
+from resdyn.train.progress import Progress
+
+SUITES = Path(__file__).parents[1] / "recipes" / "suites"
+RECIPES = Path(__file__).parents[1] / "recipes"
+
+# ResNet-8 on a quarter of digits: a real run of two epochs in well under a second.
+DIGITS = """
+[model]
+name = "resnet"
+options = { depth = 8 }
+
+[data]
+name = "digits"
+crop_padding = 1
+flip = false
+limit_train = 384
+
+[train]
+epochs = 2
+batch_size = 32
+eval_batch_size = 512
+device = "cpu"
+progress = "off"
+"""
+
+
+def write_suite(folder: Path, suite: str, base: str = DIGITS) -> Path:
+    path = folder / "suite.toml"
+    path.write_text(textwrap.dedent(suite) + base)
+    return path
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after_epoch_1(epoch, record):
+    if epoch == 1:
+        raise Killed
+
+
+def test_compare_skips_finished_runs_and_resumes_interrupted_ones(tmp_path, monkeypatch, capsys):
+    path = write_suite(tmp_path, f"""
+        [suite]
+        name = "digits-seeds"
+        out = "{tmp_path / 'out'}"
+        seeds = [0, 1, 2]
+    """)
+    suite = load_suite(path)
+    done, interrupted, fresh = suite.experiments
+    assert [e.name for e in suite.experiments] == ["resnet-seed0", "resnet-seed1", "resnet-seed2"]
+    train(done.config, done.path, progress=Progress("off"))
+    with pytest.raises(Killed):
+        train(interrupted.config, interrupted.path, progress=Progress("off"), on_epoch_end=kill_after_epoch_1)
+    finished_at = RunDir(done.path).file("summary.json").stat().st_mtime_ns
+    assert [s for _, s in plan(suite)] == ["done", "resume", "start"]
+
+    calls = []
+
+    def spy(config, out, **kwargs):
+        calls.append((Path(out).name, kwargs["resume"]))
+        return train(config, out, **kwargs)
+
+    monkeypatch.setattr(compare, "train", spy)
+    outcomes = run_suite(suite, log=lambda line: None)
+    assert [o.action for o in outcomes] == ["skipped", "resumed", "started"]
+    assert calls == [("resnet-seed1", True), ("resnet-seed2", False)]
+    assert RunDir(done.path).file("summary.json").stat().st_mtime_ns == finished_at
+    assert [m["epoch"] for m in RunDir(interrupted.path).read_metrics()] == [1, 2]
+    assert RunDir(interrupted.path).read_summary()["epochs"] == 2
+
+    report, html_path, md_path = report_suite(suite)
+    (group,) = [row for row in report.sections[0].table.rows]
+    assert group[0] == "resnet" and group[2] == "3"  # the suite's label, three seeds in one row
+    assert html_path.exists() and md_path.exists() and not report.skipped
+
+    # Everything is finished now: the command line trains nothing and reports again.
+    calls.clear()
+    assert main(["compare", "-c", str(path)]) == 0
+    assert calls == []
+    captured = capsys.readouterr()
+    assert "[3/3] resnet-seed2: finished, skipped" in captured.err and "test acc (%)" in captured.out
+
+
+def test_a_folder_holding_another_config_is_refused_before_anything_runs(tmp_path):
+    path = write_suite(tmp_path, f"""
+        [suite]
+        name = "s"
+        out = "{tmp_path / 'out'}"
+    """)
+    (experiment,) = load_suite(path).experiments
+    train(experiment.config, experiment.path, progress=Progress("off"))
+    changed = load_suite(path, ["train.epochs=3", "train.device=cpu"])  # the device does not matter; epochs do
+    with pytest.raises(ConfigError, match=r"holds a run of another config \(train.epochs: 2 there, 3 here\)"):
+        plan(changed)
+
+
+def test_a_diverging_run_fails_alone_and_is_named_in_the_report(tmp_path):
+    path = write_suite(tmp_path, f"""
+        [suite]
+        name = "lr"
+        out = "{tmp_path / 'out'}"
+        set = ["train.epochs=1", "data.limit_train=64", "schedule.name=constant"]
+
+        [[suite.variants]]
+        name = "boom"
+        set = ["optim.lr=1e30"]
+
+        [[suite.variants]]
+        name = "ok"
+        set = ["optim.lr=0.05"]
+    """)
+    suite = load_suite(path)
+    outcomes = run_suite(suite, log=lambda line: None)
+    assert [(o.experiment.name, o.action) for o in outcomes] == [("resnet-boom-seed0", "failed"),
+                                                                 ("resnet-ok-seed0", "started")]
+    assert "non-finite loss" in outcomes[0].error
+    report, _, _ = report_suite(suite)
+    assert [s.path.name for s in report.skipped] == ["resnet-boom-seed0"]
+    assert [row[0] for row in report.sections[0].table.rows] == ["resnet-ok"]
+
+
+@pytest.mark.parametrize("suite, message", [
+    ('[suite]\nname = "s"\nmodel = ["resnet20"]\n', r"unknown key\(s\) model in \[suite\]; valid keys: name, out"),
+    ('[suite]\nname = "s"\nseeds = ["0"]\n', r"suite.seeds\[0\]: expected int, got '0'"),
+    ('[suite]\nname = "s"\n[[suite.variants]]\nname = "v"\noverrides = []\n',
+     r"unknown key\(s\) overrides in \[suite.variants\[0\]\]; valid keys: name, set"),
+    ('[suite]\nname = "s"\nset = ["optim.lrr=0.1"]\n', r"experiment resnet: .*unknown key\(s\) lrr in \[optim\]"),
+    ('[suite]\nname = "s"\nrecipes = ["a.toml"]\nmodels = ["resnet20"]\n', "either recipes"),
+    ('[suite]\nname = "s"\nseeds = [1, 1]\n', "distinct"),
+    ('[suite]\nname = "a b"\n', "must be a folder name"),
+    ('[suite]\nname = "s"\n[[suite.variants]]\nname = "v"\n[[suite.variants]]\nname = "v"\n', "distinct"),
+    ('[sweet]\nname = "s"\n', r"has no \[suite\] table"),
+])
+def test_suite_errors_name_the_key_and_the_file(tmp_path, suite, message):
+    path = write_suite(tmp_path, suite)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_suite(path)
+    assert str(path) in str(e.value)
+
+
+def test_a_recipes_paper_number_stays_with_its_own_model(tmp_path):
+    path = tmp_path / "suite.toml"
+    path.write_text(f'[suite]\nname = "s"\nrecipe = "{RECIPES / "cifar10/resnet20.toml"}"\n'
+                    'models = ["resnet20", "lm-resnet20"]\n[train]\nepochs = 3\n')
+    resnet, lm = load_suite(path).experiments
+    assert resnet.config.meta["paper_test_error"] == 8.75 and "paper_test_error" not in lm.config.meta
+    assert lm.config.model.name == "lm-resnet20" and lm.config.train.epochs == 3  # inline tables over the recipe
+    assert lm.config.meta["label"] == "lm-resnet20" and lm.config.meta["suite"] == "s"
+
+
+def test_shipped_suites_load():
+    cifar = load_suite(SUITES / "cifar10-resnet-vs-lm.toml")
+    assert len(cifar.experiments) == 15 * 3
+    by_label = {e.label: e.config for e in cifar.experiments}
+    assert by_label["lm-resnet56"].meta["paper_test_error"] == 6.31
+    assert by_label["resnet110-sd"].model.options["noise"] == "stochastic-depth"
+    assert by_label["resnet110-sd"].train.epochs == 500
+    small = load_suite(SUITES / "fashion-mnist-small.toml")
+    assert [e.name for e in small.experiments][:4] == ["resnet20-seed0", "lm-resnet20-seed0", "resnet32-seed0",
+                                                       "lm-resnet32-seed0"]
+    assert {e.config.data.name for e in small.experiments} == {"fashion-mnist"}
