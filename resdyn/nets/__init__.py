@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from resdyn.nets import cifar, fractal, revnet  # noqa: F401  (each registers its models)
+from resdyn.nets import cifar, fractal, odenet, revnet  # noqa: F401  (each registers its models)
 from resdyn.nets.base import MODELS, Network
 
 

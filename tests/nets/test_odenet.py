@@ -1,0 +1,122 @@
+"""Seed 004's ODENet and ResNet baseline: exact parameter counts, shared segments, options, a real learning run."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from resdyn import build_model
+from resdyn.analysis.profile import count_parameters
+from resdyn.fields import PreActGroupNormField, TimeConvField
+from resdyn.runs import RunDir
+from resdyn.schemes import Euler
+from resdyn.schemes.ode import ODE, ODESolverError, Regularisation, Solver
+from resdyn.train.config import Config, apply_overrides
+from resdyn.train.loop import train
+from resdyn.train.progress import Progress
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """An ODE solve is many small operations; on a shared 2-core machine a second thread stalls at every one of
+    them (the learning run below: 8 s on one thread, 300 s on two, with another process busy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "in_channels", "num_classes", "params"),
+    [
+        # Seed 004, Figs. 5.1-5.6 ("Number of model parameters").
+        ("odenet", {}, 1, 10, 208_266),
+        ("odenet", {"adjoint": True}, 1, 10, 208_266),
+        ("odenet", {"blocks": 2}, 1, 10, 283_658),
+        ("odenet-resnet", {"blocks": 2}, 1, 10, 280_842),
+        ("odenet-resnet", {}, 1, 10, 428_810),  # "ResNet 4"
+        ("odenet-resnet", {"blocks": 8}, 1, 10, 724_746),
+        ("odenet", {}, 3, 10, 209_418),  # CIFAR-10
+        ("odenet-resnet", {}, 3, 10, 429_962),
+        ("odenet", {}, 3, 100, 215_268),  # CIFAR-100
+        ("odenet-resnet", {"blocks": 8}, 3, 100, 731_748),
+    ],
+)
+def test_parameter_counts_match_the_seed(name, options, in_channels, num_classes, params):
+    assert count_parameters(build_model(name, in_channels, num_classes, **options)) == params
+
+
+@pytest.mark.parametrize("augment", [1, 64])
+def test_augmented_odenet_widens_the_field_and_the_classifier(augment):
+    c = 64 + augment
+    field = 3 * 2 * c + 2 * ((c + 1) * c * 9 + c)  # three GroupNorms, two time-conditioned 3x3 convolutions
+    head = 2 * c + c * 10 + 10
+    downsampling = 132_096
+    model = build_model("odenet", 1, 10, augment=augment)
+    assert count_parameters(model) == downsampling + field + head
+    assert count_parameters(build_model("odenet", 1, 10, augment=64)) == 431_882
+    logits = model(torch.randn(2, 1, 28, 28))
+    assert logits.shape == (2, 10)
+
+
+def test_the_two_networks_differ_only_in_the_feature_segment():
+    ode, res = build_model("odenet", 1, 10), build_model("odenet-resnet", 1, 10)
+    for segment in ("stem", "head"):
+        a, b = getattr(ode, segment).state_dict(), getattr(res, segment).state_dict()
+        assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    assert isinstance(ode.body, ODE) and [type(b.field) for b in ode.body.blocks] == [TimeConvField]
+    assert isinstance(res.body, Euler) and [type(f) for f in res.body.fields] == [PreActGroupNormField] * 4
+    # Downsampling turns a 28x28 image into the 64x6x6 state the ODE evolves.
+    assert ode.stem(torch.zeros(1, 1, 28, 28)).shape == (1, 64, 6, 6)
+
+
+def test_options_reach_the_blocks():
+    model = build_model("odenet", 1, 10, solver="rk4", step_size=0.25, t1=0.5, adjoint=True, seminorm=True,
+                        blocks=2, kinetic=0.1, jacobian=0.05, max_steps=50, width=16, rtol=1e-4)
+    assert len(model.body.blocks) == 2
+    for block in model.body.blocks:
+        assert block.solver == Solver("rk4", 1e-4, 1e-3, 0.25, 50, adjoint=True, seminorm=True)
+        assert block.t1 == 0.5 and block.regularisation == Regularisation(kinetic=0.1, jacobian=0.05)
+    model.train()
+    x = torch.randn(2, 1, 28, 28)
+    loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 1]))
+    penalties = [b.extra_loss() for b in model.body.blocks]
+    assert all(p is not None and torch.isfinite(p) for p in penalties)
+    (loss + sum(penalties)).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert {"ode0_nfe_forward_mean", "ode1_nfe_backward_mean", "ode0_kinetic_mean", "ode1_jacobian_mean"} <= {
+        k for b in model.body.blocks for k in b.metrics()
+    }
+    with pytest.raises(ValueError, match="unknown ODE solver 'rk5'"):
+        build_model("odenet", solver="rk5")
+
+
+def test_a_step_limit_in_the_network_names_the_block():
+    model = build_model("odenet", 1, 10, blocks=2, max_steps=1, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ODESolverError, match=r"ODE block 0 \(dopri5, rtol 1e-09"):
+        model(torch.randn(2, 1, 28, 28))
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
+def test_odenet_learns_fashion_mnist_and_logs_nfe(tmp_path):
+    # The seed's full ODENet (208,266 parameters), dopri5 at rtol = atol = 1e-3 over [0, 1], one epoch on 2,000
+    # images: about 0.49 test accuracy (chance 0.10) in about 13 s on one CPU thread.
+    config = apply_overrides(Config(), [
+        "model.name=odenet", "data.name=fashion-mnist", f'data.dir="{FMNIST}"', "data.limit_train=2000",
+        "data.limit_test=1000", "data.augment=false", "train.epochs=1", "train.batch_size=32",
+        "train.eval_batch_size=500", "train.device=cpu", "schedule.name=constant", "optim.lr=0.05",
+        "optim.weight_decay=0",
+    ])
+    summary = train(config, tmp_path, progress=Progress("off"))
+    assert summary["params"] == 208_266
+    assert summary["test_acc"] > 0.35
+    (record,) = RunDir(tmp_path).read_metrics()
+    for key in ("nfe_forward_mean", "nfe_forward_max", "nfe_backward_mean", "nfe_backward_max", "nfe_eval_mean"):
+        assert key in record
+    # dopri5 takes 2 + 6 k evaluations; backprop takes one VJP per evaluation the output depends on.
+    assert record["nfe_forward_max"] >= 8 and (record["nfe_forward_max"] - 2) % 6 == 0
+    assert record["nfe_backward_mean"] <= record["nfe_forward_mean"]
+    assert "nfe_eval_mean" in summary  # the final evaluation's statistics
