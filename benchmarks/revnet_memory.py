@@ -17,22 +17,10 @@ import json
 import torch
 
 from resdyn import build_model
+from resdyn.analysis.profile import saved_tensor_bytes
 from resdyn.train.loop import describe_device
 
 PAIRS = [("resnet32", "revnet38"), ("resnet110", "revnet110"), ("resnet164", "revnet164")]
-
-
-def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        storages[ptr] = max(storages.get(ptr, 0), t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x)  # the forward pass decides what is kept until backward
-    return sum(storages.values())
 
 
 def peak_bytes(name: str, device: torch.device, batch: int, **options: object) -> int:
@@ -42,7 +30,7 @@ def peak_bytes(name: str, device: torch.device, batch: int, **options: object) -
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     if device.type != "cuda":
-        return saved_bytes(model, x)
+        return saved_tensor_bytes(model, x)
     for _ in range(2):  # the second step runs with the optimiser state allocated
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)

@@ -29,3 +29,20 @@ def mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def saved_tensor_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for backward after ``model(x)``, each storage counted once.
+
+    What a memory-saving scheme (RevNet) avoids storing; measurable on any device, unlike an allocator's peak.
+    """
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        storages[ptr] = max(storages.get(ptr, 0), t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)  # the forward pass decides what is kept until backward
+    return sum(storages.values())

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from resdyn.analysis.profile import saved_tensor_bytes
 from resdyn.fields import PreActBasicField
 from resdyn.noise import DropBranch, GaussianBranch
 from resdyn.schemes import SCHEMES
@@ -38,20 +39,6 @@ def step(net: nn.Module, x: torch.Tensor, seed: int = 1) -> tuple[torch.Tensor, 
     weights = torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)
     (y * weights).sum().backward()
     return y.detach(), x.grad
-
-
-def saved_bytes(net: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the tensors autograd saves for backward in ``net(x)``, one count per storage."""
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        storages[ptr] = max(storages.get(ptr, 0), t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(x)
-    return sum(storages.values())
 
 
 def test_registered_as_a_scheme():
@@ -160,8 +147,8 @@ def test_batchnorm_running_statistics_count_each_batch_once():
 def test_saved_bytes_do_not_grow_with_depth():
     torch.manual_seed(0)
     x = state()
-    saving = {n: saved_bytes(stage(n), x) for n in (2, 4, 8)}
-    plain = {n: saved_bytes(ordinary(stage(n)), x) for n in (2, 4, 8)}
+    saving = {n: saved_tensor_bytes(stage(n), x) for n in (2, 4, 8)}
+    plain = {n: saved_tensor_bytes(ordinary(stage(n)), x) for n in (2, 4, 8)}
     # Memory-saving: only the stage's output.
     assert saving[2] == saving[4] == saving[8] == x.numel() * x.element_size()
     # Ordinary autograd: the same activations for every block, so linear in depth.
@@ -209,7 +196,7 @@ def test_no_grad_runs_a_plain_forward_and_saves_nothing():
     net = stage(4).eval()
     x = state()
     with torch.no_grad():
-        assert saved_bytes(net, x) == 0
+        assert saved_tensor_bytes(net, x) == 0
         y = net(x)
     assert y.grad_fn is None
     assert torch.equal(y, ordinary(net)(x).detach())
