@@ -210,6 +210,7 @@ def train(
     check_every = 1 if device.type == "cpu" else 25
     stopped_early = False
     epoch = start_epoch
+    reported: dict[str, Any] = {}
     for epoch in range(start_epoch + 1, tc.epochs + 1):
         model.train()
         train_loader.set_epoch(epoch)
@@ -270,7 +271,9 @@ def train(
         }
         if val_loader is not None:
             record["val_loss"], record["val_acc"] = evaluate(scored, val_loader, autocast)
-        record.update(model_metrics(model))
+        # Reporting may reset a module's counters (an ODE block's NFE), so read it once and keep the result.
+        reported = model_metrics(model)
+        record.update(reported)
         record["epoch_time_s"] = epoch_time
         record["eval_time_s"] = time.perf_counter() - t1
         record["images_per_s"] = seen / epoch_time
@@ -325,7 +328,8 @@ def train(
         "checkpoint_bytes": run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
         "device": describe_device(device), "precision": "bf16" if use_bf16 else "fp32",
         "seed": tc.seed, "torch": torch.__version__, "commit": git_commit(), "command": command,
-        **model_metrics(final),
+        # The last epoch's training-time statistics (e.g. NFE), then what the final model reports now.
+        **reported, **model_metrics(final),
     }
     run.write_summary(summary)
     return summary

@@ -120,3 +120,5 @@ def test_odenet_learns_fashion_mnist_and_logs_nfe(tmp_path):
     assert record["nfe_forward_max"] >= 8 and (record["nfe_forward_max"] - 2) % 6 == 0
     assert record["nfe_backward_mean"] <= record["nfe_forward_mean"]
     assert "nfe_eval_mean" in summary  # the final evaluation's statistics
+    for key in ("nfe_forward_mean", "nfe_forward_max", "nfe_backward_mean", "nfe_backward_max"):
+        assert summary[key] == record[key]  # the last epoch's training statistics
