@@ -212,16 +212,30 @@ def polynet(
 
 def resnext29(
     cardinality: int,
-    lm: bool,
+    in_channels: int = 3,
+    num_classes: int = 100,
+    noise: str | None = None,
+    noise_options: dict[str, Any] | None = None,
+) -> Network:
+    """ResNeXt-29 (forward Euler), CIFAR-100 by default."""
+    return cifar_resnext(
+        in_channels=in_channels, num_classes=num_classes, cardinality=cardinality,
+        noise=make_noise(noise, **(noise_options or {})),
+    )
+
+
+def lm_resnext29(
+    cardinality: int,
     in_channels: int = 3,
     num_classes: int = 100,
     convention: str = "paper",
     noise: str | None = None,
     noise_options: dict[str, Any] | None = None,
 ) -> Network:
-    scheme = functools.partial(LinearMultistep, convention=convention) if lm else Euler
+    """LM-ResNeXt-29: the linear two-step scheme on ResNeXt blocks (Lu et al. 2018), CIFAR-100 by default."""
     return cifar_resnext(
-        in_channels=in_channels, num_classes=num_classes, cardinality=cardinality, scheme=scheme,
+        in_channels=in_channels, num_classes=num_classes, cardinality=cardinality,
+        scheme=functools.partial(LinearMultistep, convention=convention),
         noise=make_noise(noise, **(noise_options or {})),
     )
 
@@ -238,7 +252,7 @@ for _depth in (20, 56, 110):
     MODELS.add(f"polynet{_depth}", functools.partial(polynet, _depth),
                f"ResNet-{_depth} layout with PolyNet blocks x + F x + F F x (Zhang et al. 2017)")
 for _card in (8, 16):
-    MODELS.add(f"resnext29-{_card}x64d", functools.partial(resnext29, _card, False),
+    MODELS.add(f"resnext29-{_card}x64d", functools.partial(resnext29, _card),
                f"ResNeXt-29 {_card}x64d (Xie et al. 2017), CIFAR-100 by default")
-    MODELS.add(f"lm-resnext29-{_card}x64d", functools.partial(resnext29, _card, True),
+    MODELS.add(f"lm-resnext29-{_card}x64d", functools.partial(lm_resnext29, _card),
                f"LM-ResNeXt-29 {_card}x64d: the two-step scheme on ResNeXt blocks (Lu et al. 2018)")

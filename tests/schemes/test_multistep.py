@@ -117,3 +117,9 @@ def test_lm_resnext29_counts():
     assert count_parameters(build_model("lm-resnext29-8x64d", num_classes=100)) - count_parameters(
         build_model("resnext29-8x64d", num_classes=100)
     ) == 6
+
+
+def test_convention_is_an_option_of_lm_models_only():
+    assert build_model("lm-resnext29-8x64d", convention="code").body.convention == "code"
+    with pytest.raises(TypeError, match="no option"):
+        build_model("resnext29-8x64d", convention="code")
