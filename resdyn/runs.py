@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
+
+from resdyn.atomic import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,23 +30,6 @@ else:  # pragma: no cover
 
 class RunError(RuntimeError):
     """A run folder that cannot be used as asked (missing, already taken, unreadable)."""
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A reader (or a run killed mid-write) sees either the old file or the new one, never half of one.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RunDir:
@@ -88,7 +71,7 @@ class RunDir:
         self.write_config(config_toml)
 
     def write_config(self, config_toml: str) -> None:
-        _atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
+        atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
 
     def read_config(self) -> dict[str, Any]:
         path = self.file(self.CONFIG)
@@ -126,14 +109,14 @@ class RunDir:
         """Keep the records of epochs 1..``epochs``: those a resumed run has not redone."""
         kept = [r for r in self.read_metrics() if r["epoch"] <= epochs]
         text = "".join(json.dumps(r) + "\n" for r in kept)
-        _atomic_write(self.file(self.METRICS), lambda f: f.write(text.encode()))
+        atomic_write(self.file(self.METRICS), lambda f: f.write(text.encode()))
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
         return self.file(self.CHECKPOINT).exists()
 
     def save_checkpoint(self, state: dict[str, Any], name: str = CHECKPOINT) -> None:
-        _atomic_write(self.file(name), lambda f: torch.save(state, f))
+        atomic_write(self.file(name), lambda f: torch.save(state, f))
 
     def load_checkpoint(self, name: str = CHECKPOINT, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """Load with ``weights_only=True``: tensors and plain containers only, no code."""
@@ -148,7 +131,7 @@ class RunDir:
     # -- summary --------------------------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:
         text = json.dumps(summary, indent=2) + "\n"
-        _atomic_write(self.file(self.SUMMARY), lambda f: f.write(text.encode()))
+        atomic_write(self.file(self.SUMMARY), lambda f: f.write(text.encode()))
 
     def read_summary(self) -> dict[str, Any] | None:
         path = self.file(self.SUMMARY)

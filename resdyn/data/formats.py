@@ -8,16 +8,16 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import os
 import pickle
+import shutil
 import tarfile
-import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from resdyn.atomic import atomic_write
 from resdyn.data.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -175,18 +175,6 @@ def extract_tar(archive: Path, destination: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file always has a stream
-                write_atomic(target, source.read())
+                atomic_write(target, lambda out, src=source: shutil.copyfileobj(src, out))
     except (tarfile.TarError, EOFError, zlib.error) as error:
         raise DataError(f"{archive}: cannot read the tar archive ({error}): {_REDOWNLOAD}") from None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
