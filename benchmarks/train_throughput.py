@@ -1,12 +1,17 @@
-"""Training throughput of resdyn's loop against a plain PyTorch loop, same model, data and GPU, one process.
+"""Training throughput of resdyn's loop against a plain PyTorch loop, same model, data and device, one process.
 
 The plain loop is the tutorial shape: a Dataset that augments one image at a time, a DataLoader with worker
-processes and pinned memory, fp32, NCHW. resdyn keeps the uint8 dataset on the GPU, augments whole
-batches there, and trains under bf16 autocast with channels_last.
+processes and pinned memory, fp32, NCHW. resdyn keeps the uint8 dataset on the device, augments whole
+batches there, and (on CUDA) trains under bf16 autocast with channels_last. Both use the same optimiser
+(SGD, Nesterov 0.9, weight decay 5e-4) and the same per-step schedule (one epoch of linear warm-up, then
+cosine), so their test accuracies are comparable.
 
     PYTHONPATH=. python3 benchmarks/train_throughput.py --data-dir DIR --epochs 3 --out results.json
+    PYTHONPATH=. python3 benchmarks/train_throughput.py --device cpu --limit 10000 --epochs 3   # on a CPU
 
-Prints images/s for both and the ratio resdyn / plain; test accuracy after the same number of epochs.
+Prints images/s for both and the ratio resdyn / plain (epochs after the first, which is warm-up when there
+are several); test accuracy after the same number of epochs. Peak memory is CUDA's allocator peak per loop
+on a GPU; on the CPU it is the process's max RSS so far, which cannot be reset between the loops.
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from resdyn import build_model
-from resdyn.data import load_dataset
-from resdyn.train.config import Config, apply_overrides
-from resdyn.train.loop import describe_device, resolve_device, train
+from resdyn.data import Split, load_dataset, take
+from resdyn.runs import RunDir
+from resdyn.train.config import Config, ScheduleConfig, apply_overrides
+from resdyn.train.loop import describe_device, peak_memory_bytes, resolve_device, train
+from resdyn.train.optim import lr_at
 from resdyn.train.progress import Progress
+
+SCHEDULE = ScheduleConfig(name="cosine", warmup_epochs=1)
 
 
 class PlainFashionMNIST(TorchDataset):
@@ -48,23 +57,32 @@ class PlainFashionMNIST(TorchDataset):
         return (x - self.mean) / self.std, self.labels[i]
 
 
-def plain_loop(model_name: str, data, epochs: int, batch_size: int, lr: float, device, workers: int) -> dict:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(model_name: str, data, train_split: Split, test_split: Split, epochs: int, batch_size: int,
+               lr: float, device: torch.device, workers: int) -> dict:
     torch.manual_seed(0)
     info = data.info
     model = build_model(model_name, info.in_channels, info.num_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    steps = epochs * ((len(data.train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=1 / epochs,
-                                                anneal_strategy="cos")
+    steps_per_epoch = (len(train_split) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_at(SCHEDULE, lr, epochs, step, steps_per_epoch) / lr)
     mean, std = info.mean[0], info.std[0]
-    loader = DataLoader(PlainFashionMNIST(data.train.images, data.train.labels, mean, std, True), batch_size,
-                        shuffle=True, num_workers=workers, pin_memory=True, persistent_workers=workers > 0)
-    test = DataLoader(PlainFashionMNIST(data.test.images, data.test.labels, mean, std, False), 1000,
-                      num_workers=workers, pin_memory=True)
+    pin = device.type == "cuda"
+    loader = DataLoader(PlainFashionMNIST(train_split.images, train_split.labels, mean, std, True), batch_size,
+                        shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    test = DataLoader(PlainFashionMNIST(test_split.images, test_split.labels, mean, std, False), 1000,
+                      num_workers=workers, pin_memory=pin)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(epochs):
         model.train()
-        torch.cuda.synchronize()
+        synchronize(device)
         t0 = time.perf_counter()
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -73,7 +91,7 @@ def plain_loop(model_name: str, data, epochs: int, batch_size: int, lr: float, d
             loss.backward()
             opt.step()
             sched.step()
-        torch.cuda.synchronize()
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     model.eval()
     correct = 0
@@ -81,27 +99,26 @@ def plain_loop(model_name: str, data, epochs: int, batch_size: int, lr: float, d
         for x, y in test:
             correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
     steady = times[1:] if len(times) > 1 else times
-    return {"images_per_s": len(data.train) * len(steady) / sum(steady), "epoch_times_s": times,
-            "test_acc": correct / len(data.test), "peak_memory_bytes": torch.cuda.max_memory_allocated(device)}
+    return {"images_per_s": len(train_split) * len(steady) / sum(steady), "epoch_times_s": times,
+            "test_acc": correct / len(test_split), "peak_memory_bytes": peak_memory_bytes(device)[0]}
 
 
 def resdyn_loop(model_name: str, data_dir: str | None, epochs: int, batch_size: int, lr: float,
-                compile: bool) -> dict:
+                compile: bool, device: torch.device, limit: int | None) -> dict:
     config = apply_overrides(Config(), [
         f"model.name={model_name}", f"train.epochs={epochs}", f"train.batch_size={batch_size}", f"optim.lr={lr}",
-        "optim.nesterov=true", "optim.weight_decay=5e-4", "schedule.name=cosine", "schedule.warmup_epochs=1",
-        f"train.compile={str(compile).lower()}", "train.device=cuda",
-    ] + ([f'data.dir="{data_dir}"'] if data_dir else []))
-    torch.cuda.reset_peak_memory_stats()
+        "optim.nesterov=true", "optim.weight_decay=5e-4", f"schedule.name={SCHEDULE.name}",
+        f"schedule.warmup_epochs={SCHEDULE.warmup_epochs}", f"train.compile={str(compile).lower()}",
+        f"train.device={device.type}",
+    ] + ([f'data.dir="{data_dir}"'] if data_dir else [])
+      + ([f"data.limit_train={limit}", f"data.limit_test={limit}"] if limit else []))
     with tempfile.TemporaryDirectory() as out:
         summary = train(config, out, progress=Progress("off"))
-        from resdyn.runs import RunDir
-
         metrics = RunDir(out).read_metrics()
     steady = metrics[1:] if len(metrics) > 1 else metrics
     return {"images_per_s": summary["train_images"] * len(steady) / sum(m["epoch_time_s"] for m in steady),
             "epoch_times_s": [m["epoch_time_s"] for m in metrics], "test_acc": summary["test_acc"],
-            "peak_memory_bytes": summary["peak_memory_bytes"]}
+            "peak_memory_bytes": summary["peak_memory_bytes"], "precision": summary.get("precision")}
 
 
 def main() -> None:
@@ -111,17 +128,26 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--device", default="auto", help='"auto" (CUDA when there is a GPU), "cuda" or "cpu"')
+    parser.add_argument("--workers", type=int, help="DataLoader workers of the plain loop (default 8 on CUDA, "
+                        "0 on the CPU, where workers would take cores from the training itself)")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--limit", type=int, help="train and test on this many images only")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
-    device = resolve_device("cuda")
+    device = resolve_device(args.device)
     data = load_dataset("fashion-mnist", args.data_dir)
-    plain = plain_loop(args.model, data, args.epochs, args.batch_size, args.lr, device, args.workers)
-    ours = resdyn_loop(args.model, args.data_dir, args.epochs, args.batch_size, args.lr, args.compile)
-    result = {"device": describe_device(device), "torch": torch.__version__, "args": vars(args),
-              "plain": plain, "resdyn": ours, "ratio": ours["images_per_s"] / plain["images_per_s"]}
-    print(f"device {result['device']}, {args.model}, batch {args.batch_size}, {args.epochs} epochs")
+    train_split, test_split = take(data.train, args.limit, 0), take(data.test, args.limit, 0)
+    workers = args.workers if args.workers is not None else (8 if device.type == "cuda" else 0)
+    plain = plain_loop(args.model, data, train_split, test_split, args.epochs, args.batch_size, args.lr, device,
+                       workers)
+    ours = resdyn_loop(args.model, args.data_dir, args.epochs, args.batch_size, args.lr, args.compile, device,
+                       args.limit)
+    result = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "args": vars(args), "plain": plain, "resdyn": ours,
+              "ratio": ours["images_per_s"] / plain["images_per_s"]}
+    print(f"device {result['device']}, {args.model}, batch {args.batch_size}, {args.epochs} epochs on "
+          f"{len(train_split)} images")
     for name in ("plain", "resdyn"):
         r = result[name]
         print(f"{name:>7}: {r['images_per_s']:9.0f} images/s  test acc {r['test_acc']:.4f}  "
