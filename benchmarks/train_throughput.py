@@ -57,6 +57,13 @@ class PlainFashionMNIST(TorchDataset):
         return (x - self.mean) / self.std, self.labels[i]
 
 
+def plain_schedule(opt: torch.optim.Optimizer, lr: float, epochs: int,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """resdyn's warm-up + cosine schedule as a stock PyTorch scheduler, stepped once per batch."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_at(SCHEDULE, lr, epochs, step, steps_per_epoch) / lr)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -69,8 +76,7 @@ def plain_loop(model_name: str, data, train_split: Split, test_split: Split, epo
     model = build_model(model_name, info.in_channels, info.num_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps_per_epoch = (len(train_split) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: lr_at(SCHEDULE, lr, epochs, step, steps_per_epoch) / lr)
+    sched = plain_schedule(opt, lr, epochs, steps_per_epoch)
     mean, std = info.mean[0], info.std[0]
     pin = device.type == "cuda"
     loader = DataLoader(PlainFashionMNIST(train_split.images, train_split.labels, mean, std, True), batch_size,
