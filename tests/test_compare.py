@@ -173,3 +173,9 @@ def test_shipped_suites_load():
     assert [e.name for e in small.experiments][:4] == ["resnet20-seed0", "lm-resnet20-seed0", "resnet32-seed0",
                                                        "lm-resnet32-seed0"]
     assert {e.config.data.name for e in small.experiments} == {"fashion-mnist"}
+    r56 = load_suite(SUITES / "fashion-mnist-resnet56-vs-lm.toml")
+    assert [(e.config.model.name, e.config.train.seed) for e in r56.experiments][:2] == [("resnet56", 0),
+                                                                                       ("lm-resnet56", 0)]
+    assert len(r56.experiments) == 6 and {e.config.train.epochs for e in r56.experiments} == {30}
+    for path in SUITES.glob("*.toml"):  # every shipped suite resolves
+        assert load_suite(path).experiments, path
