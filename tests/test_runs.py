@@ -27,6 +27,19 @@ def test_checkpoint_round_trip_and_atomic_replace(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_run_files_get_the_permissions_of_an_ordinary_file(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        run = RunDir(tmp_path)
+        run.save_checkpoint({"epoch": 1})
+        run.write_summary({"test_acc": 0.5})
+    finally:
+        os.umask(old)
+    for name in ("checkpoint.pt", "summary.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
 class Exploit:
     def __reduce__(self):
         return (os.system, ("touch pwned",))
