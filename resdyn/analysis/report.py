@@ -396,9 +396,15 @@ def _provenance(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["run folder", "model", "seed", "epochs", "test acc (%)", "weights", "device", "commit", "command"]
     rows = [[str(r.path), report.labels.get(r.path, r.model), str(r.seed), str(r.summary.get("epochs", MISSING)),
              f"{100 * float(r.summary['test_acc']):.2f}", str(r.summary.get("final_weights", MISSING)),
-             str(r.summary.get("device") or MISSING), str(r.summary.get("commit") or MISSING)[:10],
+             str(r.summary.get("device") or MISSING), _versions(r.summary),
              str(r.summary.get("command") or MISSING)] for r in report.runs]
     return headers, rows
+
+
+def _versions(summary: dict[str, Any]) -> str:
+    """The commits that trained a run, shortened, in order ("a1b2c3d4e5-dirty -> f6a7b8c9d0" after a resume)."""
+    versions = summary.get("commits") or [summary.get("commit")]
+    return " -> ".join(v[:10] + ("-dirty" if v.endswith("-dirty") else "") if v else MISSING for v in versions)
 
 
 def _generated() -> str:

@@ -68,15 +68,28 @@ def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"
 
 
-def git_commit() -> str | None:
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def source_version(root: Path = PACKAGE_ROOT) -> str | None:
+    """The git commit of the checkout at ``root`` (by default the one this resdyn runs from), with a ``-dirty``
+    suffix when tracked files differ from it; ``None`` when ``root`` is not the top of a git checkout, e.g. for
+    a copy of resdyn installed into site-packages, which must not report the commit of a repository around it."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=root)
+        if out.returncode != 0:
+            raise OSError(out.stderr)
+        return out.stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root.resolve():
+            return None
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return f"{head}-dirty" if dirty else head
 
 
 @torch.no_grad()
@@ -186,6 +199,8 @@ def train(
     # -- start or resume -------------------------------------------------------------------------------
     start_epoch, step, train_time = 0, 0, 0.0
     best: dict[str, Any] = {"test_acc": -1.0, "val": None, "val_epoch": 0, "bad_epochs": 0}
+    # The code that trained the run: the version that started it, then each different one that resumed it.
+    versions = [source_version()]
     if resume:
         state = run.load_checkpoint(map_location=device)
         if state.get("format") != CHECKPOINT_FORMAT:
@@ -199,6 +214,8 @@ def train(
             swa.load_state_dict(state["swa"])
         start_epoch, step, train_time, best = state["epoch"], state["step"], state["train_time_s"], state["best"]
         _set_rng_state(state["rng"], device)
+        before = state.get("versions") or [None]
+        versions = before if before[-1] == versions[0] else [*before, versions[0]]
         run.reopen(start_epoch, dump_config(config))
         progress.message(f"resuming {run.path} after epoch {start_epoch}")
     else:
@@ -291,7 +308,7 @@ def train(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
             "swa": swa.state_dict() if swa is not None else None,
-            "best": best, "rng": _rng_state(device), "config": config.to_dict(),
+            "best": best, "rng": _rng_state(device), "config": config.to_dict(), "versions": versions,
         })
         progress.end(_epoch_line(record))
         if on_epoch_end is not None:
@@ -327,7 +344,8 @@ def train(
         "peak_memory_bytes": peak, "peak_memory_kind": peak_kind,
         "checkpoint_bytes": run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
         "device": describe_device(device), "precision": "bf16" if use_bf16 else "fp32",
-        "seed": tc.seed, "torch": torch.__version__, "commit": git_commit(), "command": command,
+        "seed": tc.seed, "torch": torch.__version__, "commit": versions[0], "commits": versions,
+        "command": command,
         # The last epoch's training-time statistics (e.g. NFE), then what the final model reports now.
         **reported, **model_metrics(final),
     }

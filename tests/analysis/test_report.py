@@ -212,3 +212,12 @@ def test_report_never_imports_the_training_code(digits_runs, tmp_path):
             "print([m for m in sys.modules if m.startswith('resdyn.train')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_runs_table_shows_each_code_version_and_whether_it_was_dirty():
+    from resdyn.analysis.report import _versions
+
+    a, b = "a" * 40, "b" * 40
+    assert _versions({"commit": a, "commits": [a, f"{b}-dirty"]}) == f"{'a' * 10} -> {'b' * 10}-dirty"
+    assert _versions({"commit": a}) == "a" * 10  # summaries written before `commits` existed
+    assert _versions({}) == "-"

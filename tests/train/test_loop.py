@@ -203,3 +203,41 @@ def test_lm_k_are_logged_every_epoch_and_summarised(tmp_path):
     assert metrics[0]["lm_k"] != metrics[1]["lm_k"]  # they are learned
     assert summary["lm_k"] == metrics[1]["lm_k"]
     assert summary["lm_k_outside_stability"] == [i for i, k in enumerate(summary["lm_k"]) if abs(k) > 1]
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_source_version_is_the_checkouts_commit_marked_dirty_and_none_outside_its_top(tmp_path):
+    from resdyn.train.loop import source_version
+
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    git(repo, "init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    git(repo, "add", "a.py")
+    git(repo, "commit", "-qm", "one")
+    head = git(repo, "rev-parse", "HEAD")
+    assert source_version(repo) == head
+    (repo / "untracked.txt").write_text("results\n")  # run folders and notes beside the code do not count
+    assert source_version(repo) == head
+    (repo / "a.py").write_text("x = 2\n")
+    assert source_version(repo) == f"{head}-dirty"
+    # A copy inside some other repository (say, site-packages in a project's .venv) is not that repository.
+    assert source_version(repo / "pkg") is None
+    assert source_version(tmp_path) is None
+
+
+def test_the_summary_names_every_code_version_that_trained_the_run(tmp_path, monkeypatch):
+    from resdyn.train import loop
+
+    config = small("train.epochs=3")
+    monkeypatch.setattr(loop, "source_version", lambda: "aaa")
+    with pytest.raises(Killed):
+        train(config, tmp_path, progress=QUIET, on_epoch_end=kill_after(1))
+    monkeypatch.setattr(loop, "source_version", lambda: "bbb-dirty")
+    summary = train(config, tmp_path, resume=True, progress=QUIET)
+    assert summary["commit"] == "aaa" and summary["commits"] == ["aaa", "bbb-dirty"]
+    assert RunDir(tmp_path).read_summary()["commits"] == ["aaa", "bbb-dirty"]
