@@ -207,8 +207,10 @@ class TimeConvField(nn.Module):
         self.norm3 = group_norm(channels)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(t, torch.relu(self.norm1(x)))
-        out = self.conv2(t, torch.relu(self.norm2(out)))
+        # In-place ReLU on GroupNorm's fresh output (its backward needs only its input), as torchdiffeq's ODEfunc
+        # does: the solver calls the field tens of times per batch, and each saved allocation counts.
+        out = self.conv1(t, torch.relu_(self.norm1(x)))
+        out = self.conv2(t, torch.relu_(self.norm2(out)))
         return self.norm3(out)
 
 
