@@ -92,6 +92,11 @@ def source_version(root: Path = PACKAGE_ROOT) -> str | None:
     return f"{head}-dirty" if dirty else head
 
 
+# The code this process runs is the code it imported, so its version is read once, at import: a run started
+# later in a long-lived process (a `resdyn compare` suite) must not report a commit made after the import.
+LOADED_VERSION = source_version()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Any) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over ``loader``; one host sync at the end."""
@@ -200,7 +205,7 @@ def train(
     start_epoch, step, train_time = 0, 0, 0.0
     best: dict[str, Any] = {"test_acc": -1.0, "val": None, "val_epoch": 0, "bad_epochs": 0}
     # The code that trained the run: the version that started it, then each different one that resumed it.
-    versions = [source_version()]
+    versions = [LOADED_VERSION]
     if resume:
         state = run.load_checkpoint(map_location=device)
         if state.get("format") != CHECKPOINT_FORMAT:

@@ -234,10 +234,20 @@ def test_the_summary_names_every_code_version_that_trained_the_run(tmp_path, mon
     from resdyn.train import loop
 
     config = small("train.epochs=3")
-    monkeypatch.setattr(loop, "source_version", lambda: "aaa")
+    monkeypatch.setattr(loop, "LOADED_VERSION", "aaa")
     with pytest.raises(Killed):
         train(config, tmp_path, progress=QUIET, on_epoch_end=kill_after(1))
-    monkeypatch.setattr(loop, "source_version", lambda: "bbb-dirty")
+    monkeypatch.setattr(loop, "LOADED_VERSION", "bbb-dirty")
     summary = train(config, tmp_path, resume=True, progress=QUIET)
     assert summary["commit"] == "aaa" and summary["commits"] == ["aaa", "bbb-dirty"]
     assert RunDir(tmp_path).read_summary()["commits"] == ["aaa", "bbb-dirty"]
+
+
+def test_the_loaded_version_is_this_checkouts_commit():
+    from resdyn.train import loop
+
+    if not (Path(loop.__file__).parents[2] / ".git").exists():
+        pytest.skip("resdyn is not running from a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(loop.__file__).parents[2], capture_output=True,
+                          text=True).stdout.strip()
+    assert loop.LOADED_VERSION in (head, f"{head}-dirty")
