@@ -10,7 +10,9 @@ cosine), so their test accuracies are comparable.
     PYTHONPATH=. python3 benchmarks/train_throughput.py --device cpu --limit 10000 --epochs 3   # on a CPU
 
 Prints images/s for both and the ratio resdyn / plain (epochs after the first, which is warm-up when there
-are several); test accuracy after the same number of epochs. Peak memory is CUDA's allocator peak per loop
+are several); test accuracy after the same number of epochs. With ``--repeats N`` both loops run N times,
+alternating which goes first, and the median ratio is reported (a shared or thermally throttled machine
+varies by several per cent from run to run). Peak memory is CUDA's allocator peak per loop
 on a GPU; on the CPU it is the process's max RSS so far, which cannot be reset between the loops.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 
@@ -139,26 +142,41 @@ def main() -> None:
                         "0 on the CPU, where workers would take cores from the training itself)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--limit", type=int, help="train and test on this many images only")
+    parser.add_argument("--repeats", type=int, default=1, help="measure both loops this many times, alternating "
+                        "which goes first; the ratio reported is the median")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     device = resolve_device(args.device)
     data = load_dataset("fashion-mnist", args.data_dir)
     train_split, test_split = take(data.train, args.limit, 0), take(data.test, args.limit, 0)
     workers = args.workers if args.workers is not None else (8 if device.type == "cuda" else 0)
-    plain = plain_loop(args.model, data, train_split, test_split, args.epochs, args.batch_size, args.lr, device,
-                       workers)
-    ours = resdyn_loop(args.model, args.data_dir, args.epochs, args.batch_size, args.lr, args.compile, device,
-                       args.limit)
+
+    def run(name: str) -> dict:
+        if name == "plain":
+            return plain_loop(args.model, data, train_split, test_split, args.epochs, args.batch_size, args.lr,
+                              device, workers)
+        return resdyn_loop(args.model, args.data_dir, args.epochs, args.batch_size, args.lr, args.compile, device,
+                           args.limit)
+
+    print(f"device {describe_device(device)}, {args.model}, batch {args.batch_size}, {args.epochs} epochs on "
+          f"{len(train_split)} images, {args.repeats} repeat(s)")
+    repeats = []
+    for i in range(args.repeats):
+        # Alternate which loop goes first, so that a machine's drift (heat, neighbours) falls on both.
+        order = ("plain", "resdyn") if i % 2 == 0 else ("resdyn", "plain")
+        pair = {name: run(name) for name in order}
+        pair["ratio"] = pair["resdyn"]["images_per_s"] / pair["plain"]["images_per_s"]
+        repeats.append(pair)
+        for name in ("plain", "resdyn"):
+            r = pair[name]
+            print(f"{name:>7}: {r['images_per_s']:9.0f} images/s  test acc {r['test_acc']:.4f}  "
+                  f"peak {r['peak_memory_bytes'] / 2**20:.0f} MiB")
+        print(f"  ratio resdyn / plain: {pair['ratio']:.3f}x")
+    ratios = [pair["ratio"] for pair in repeats]
     result = {"device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "args": vars(args), "plain": plain, "resdyn": ours,
-              "ratio": ours["images_per_s"] / plain["images_per_s"]}
-    print(f"device {result['device']}, {args.model}, batch {args.batch_size}, {args.epochs} epochs on "
-          f"{len(train_split)} images")
-    for name in ("plain", "resdyn"):
-        r = result[name]
-        print(f"{name:>7}: {r['images_per_s']:9.0f} images/s  test acc {r['test_acc']:.4f}  "
-              f"peak {r['peak_memory_bytes'] / 2**20:.0f} MiB")
-    print(f"ratio resdyn / plain: {result['ratio']:.2f}x")
+              "args": vars(args), "repeats": repeats, "ratio": statistics.median(ratios),
+              "ratio_min": min(ratios), "ratio_max": max(ratios)}
+    print(f"ratio resdyn / plain: median {result['ratio']:.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
