@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torch.utils.data import Dataset as TorchDataset
 from torchdiffeq import odeint, odeint_adjoint
 
+from benchmarks.common import PerImageData, accuracy_on, steady_images_per_s, synchronize
 from resdyn.data import Split, load_dataset, take
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, apply_overrides
@@ -99,30 +99,6 @@ def reference_odenet(in_channels: int, num_classes: int, adjoint: bool) -> nn.Se
     )
 
 
-class CroppedImages(TorchDataset):
-    """Per-image pad-4 random crop on the CPU, as the example's torchvision RandomCrop(28, padding=4) does."""
-
-    def __init__(self, split: Split, mean: float, std: float, train: bool) -> None:
-        self.split, self.mean, self.std, self.train = split, mean, std, train
-
-    def __len__(self) -> int:
-        return len(self.split.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.split.images[i].float() / 255
-        if self.train:
-            size = x.shape[-1]
-            x = nn.functional.pad(x, (4, 4, 4, 4))
-            dy, dx = torch.randint(0, 9, (2,)).tolist()
-            x = x[:, dy : dy + size, dx : dx + size]
-        return (x - self.mean) / self.std, self.split.labels[i]
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def plain_loop(data: Any, train_split: Split, test_split: Split, adjoint: bool, epochs: int, batch_size: int,
                lr: float, device: torch.device, workers: int) -> dict[str, Any]:
     torch.manual_seed(0)
@@ -131,9 +107,11 @@ def plain_loop(data: Any, train_split: Split, test_split: Split, adjoint: bool, 
     odefunc = model[7].odefunc
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     mean, std = info.mean[0], info.std[0]
-    loader = DataLoader(CroppedImages(train_split, mean, std, True), batch_size, shuffle=True, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0, drop_last=True)
-    test = DataLoader(CroppedImages(test_split, mean, std, False), 1000, num_workers=workers)
+    # The example's RandomCrop(28, padding=4), no flips.
+    loader = DataLoader(PerImageData(train_split, mean, std, train=True, flip=False), batch_size, shuffle=True,
+                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                        drop_last=True)
+    test = DataLoader(PerImageData(test_split, mean, std, train=False, flip=False), 1000, num_workers=workers)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times, nfe_forward, nfe_backward, seen = [], [], [], 0
@@ -155,17 +133,11 @@ def plain_loop(data: Any, train_split: Split, test_split: Split, adjoint: bool, 
             seen += len(y)
         synchronize(device)
         times.append(time.perf_counter() - t0)
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in test:
-            correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-    steady = times[1:] if len(times) > 1 else times
     return {
         "params": sum(p.numel() for p in model.parameters()),
-        "images_per_s": seen * len(steady) / sum(steady), "epoch_times_s": times,
+        "images_per_s": steady_images_per_s(seen, times), "epoch_times_s": times,
         "nfe_forward_mean": statistics.fmean(nfe_forward), "nfe_backward_mean": statistics.fmean(nfe_backward),
-        "test_acc": correct / len(test_split.labels), "peak_memory_bytes": peak_memory_bytes(device)[0],
+        "test_acc": accuracy_on(model, test, device), "peak_memory_bytes": peak_memory_bytes(device)[0],
     }
 
 
@@ -181,11 +153,10 @@ def resdyn_loop(data_dir: str | None, adjoint: bool, epochs: int, batch_size: in
     with tempfile.TemporaryDirectory() as out:
         summary = train(config, out, progress=Progress("off"))
         metrics = RunDir(out).read_metrics()
-    steady = metrics[1:] if len(metrics) > 1 else metrics
+    times = [m["epoch_time_s"] for m in metrics]
     return {
         "params": summary["params"],
-        "images_per_s": summary["train_images"] * len(steady) / sum(m["epoch_time_s"] for m in steady),
-        "epoch_times_s": [m["epoch_time_s"] for m in metrics],
+        "images_per_s": steady_images_per_s(summary["train_images"], times), "epoch_times_s": times,
         "nfe_forward_mean": statistics.fmean(m["nfe_forward_mean"] for m in metrics),
         "nfe_backward_mean": statistics.fmean(m["nfe_backward_mean"] for m in metrics),
         "test_acc": summary["test_acc"], "peak_memory_bytes": summary["peak_memory_bytes"],

@@ -27,8 +27,8 @@ import time
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torch.utils.data import Dataset as TorchDataset
 
+from benchmarks.common import PerImageData, accuracy_on, steady_images_per_s, synchronize
 from resdyn import build_model
 from resdyn.data import Split, load_dataset, take
 from resdyn.runs import RunDir
@@ -40,36 +40,11 @@ from resdyn.train.progress import Progress
 SCHEDULE = ScheduleConfig(name="cosine", warmup_epochs=1)
 
 
-class PlainFashionMNIST(TorchDataset):
-    """Per-image pad-4 random crop and flip on the CPU, as torchvision transforms would do them."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float, train: bool) -> None:
-        self.images, self.labels, self.mean, self.std, self.train = images, labels, mean, std, train
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.images[i].float() / 255
-        if self.train:
-            x = nn.functional.pad(x, (4, 4, 4, 4))
-            dy, dx = torch.randint(0, 9, (2,)).tolist()
-            x = x[:, dy : dy + 28, dx : dx + 28]
-            if torch.rand(()) < 0.5:
-                x = x.flip(2)
-        return (x - self.mean) / self.std, self.labels[i]
-
-
 def plain_schedule(opt: torch.optim.Optimizer, lr: float, epochs: int,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
     """resdyn's warm-up + cosine schedule as a stock PyTorch scheduler, stepped once per batch."""
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: lr_at(SCHEDULE, lr, epochs, step, steps_per_epoch) / lr)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def plain_loop(model_name: str, data, train_split: Split, test_split: Split, epochs: int, batch_size: int,
@@ -82,10 +57,10 @@ def plain_loop(model_name: str, data, train_split: Split, test_split: Split, epo
     sched = plain_schedule(opt, lr, epochs, steps_per_epoch)
     mean, std = info.mean[0], info.std[0]
     pin = device.type == "cuda"
-    loader = DataLoader(PlainFashionMNIST(train_split.images, train_split.labels, mean, std, True), batch_size,
-                        shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
-    test = DataLoader(PlainFashionMNIST(test_split.images, test_split.labels, mean, std, False), 1000,
-                      num_workers=workers, pin_memory=pin)
+    loader = DataLoader(PerImageData(train_split, mean, std, train=True, flip=True), batch_size, shuffle=True,
+                        num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    test = DataLoader(PerImageData(test_split, mean, std, train=False, flip=True), 1000, num_workers=workers,
+                      pin_memory=pin)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
@@ -102,14 +77,8 @@ def plain_loop(model_name: str, data, train_split: Split, test_split: Split, epo
             sched.step()
         synchronize(device)
         times.append(time.perf_counter() - t0)
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in test:
-            correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-    steady = times[1:] if len(times) > 1 else times
-    return {"images_per_s": len(train_split) * len(steady) / sum(steady), "epoch_times_s": times,
-            "test_acc": correct / len(test_split), "peak_memory_bytes": peak_memory_bytes(device)[0]}
+    return {"images_per_s": steady_images_per_s(len(train_split), times), "epoch_times_s": times,
+            "test_acc": accuracy_on(model, test, device), "peak_memory_bytes": peak_memory_bytes(device)[0]}
 
 
 def resdyn_loop(model_name: str, data_dir: str | None, epochs: int, batch_size: int, lr: float,
@@ -124,9 +93,9 @@ def resdyn_loop(model_name: str, data_dir: str | None, epochs: int, batch_size: 
     with tempfile.TemporaryDirectory() as out:
         summary = train(config, out, progress=Progress("off"))
         metrics = RunDir(out).read_metrics()
-    steady = metrics[1:] if len(metrics) > 1 else metrics
-    return {"images_per_s": summary["train_images"] * len(steady) / sum(m["epoch_time_s"] for m in steady),
-            "epoch_times_s": [m["epoch_time_s"] for m in metrics], "test_acc": summary["test_acc"],
+    times = [m["epoch_time_s"] for m in metrics]
+    return {"images_per_s": steady_images_per_s(summary["train_images"], times), "epoch_times_s": times,
+            "test_acc": summary["test_acc"],
             "peak_memory_bytes": summary["peak_memory_bytes"], "precision": summary.get("precision")}
 
 
