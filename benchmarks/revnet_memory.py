@@ -80,21 +80,14 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     device = torch.device(args.device)
-    if device.type == "cuda":
-        measure = "cuda_max_allocated"
+    measure = ("cuda_max_allocated" if device.type == "cuda" else
+               "autograd_saved_bytes" if args.cpu_measure == "saved" else "training_step_max_rss_increase")
 
-        def peak(name: str, **options: object) -> int:
-            return peak_bytes(name, device, args.batch, **options)
-    elif args.cpu_measure == "saved":
-        measure = "autograd_saved_bytes"
-
-        def peak(name: str, **options: object) -> int:
-            return peak_bytes(name, device, args.batch, **options)
-    else:
-        measure = "training_step_max_rss_increase"
-
-        def peak(name: str, **options: object) -> int:
+    def peak(name: str, **options: object) -> int:
+        if measure == "training_step_max_rss_increase":
             return peak_bytes_isolated(name, args.batch, **options)
+        return peak_bytes(name, device, args.batch, args.cpu_measure, **options)
+
     rows = []
     for resnet, revnet in PAIRS:
         base = peak(resnet)
