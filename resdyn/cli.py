@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resdyn.analysis.tables import format_table, human_bytes
-from resdyn.registry import UnknownNameError
-from resdyn.runs import RunDir, RunError
+from resdyn.errors import ResdynError
+from resdyn.runs import RunDir
 from resdyn.train.config import Config, ConfigError, apply_overrides, load_config
 
 if TYPE_CHECKING:
@@ -90,9 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resdyn.data import DataError
-    from resdyn.train.loop import NonFiniteLossError
-
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
@@ -104,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return cmd_report(args)
         return cmd_data(args)
-    except (ConfigError, UnknownNameError, DataError, RunError, NonFiniteLossError, ValueError, TypeError) as e:
+    except ResdynError as e:
         print(f"resdyn: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

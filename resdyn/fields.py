@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from resdyn.errors import ConfigError
+
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
@@ -121,7 +123,7 @@ class PadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(f"option-A shortcut cannot shrink channels ({in_channels} -> {out_channels})")
+            raise ConfigError(f"option-A shortcut cannot shrink channels ({in_channels} -> {out_channels})")
         self.stride = stride
         self.extra = out_channels - in_channels
 
@@ -151,7 +153,7 @@ def shortcut(kind: str, in_channels: int, out_channels: int, stride: int, preact
     if kind == "B":
         # He et al. 2016 put no BN on a pre-activation projection: its input is already normalised.
         return ProjectionShortcut(in_channels, out_channels, stride, norm=not preact)
-    raise ValueError(f"unknown shortcut option {kind!r}; valid: 'A' (zero-padding) or 'B' (projection)")
+    raise ConfigError(f"unknown shortcut option {kind!r}; valid: 'A' (zero-padding) or 'B' (projection)")
 
 
 # -- time-dependent fields f(t, x) for continuous-depth blocks (resdyn.schemes.ode) ---------------------------

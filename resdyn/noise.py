@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.registry import Registry
 
 FieldFactory = Callable[[], nn.Module]
@@ -55,7 +56,7 @@ class DropBranch(nn.Module):
     ) -> None:
         super().__init__()
         if not 0 < survival_prob <= 1:
-            raise ValueError(f"survival probability must be in (0, 1], got {survival_prob}")
+            raise ConfigError(f"survival probability must be in (0, 1], got {survival_prob}")
         self.field = field
         self.survival_prob = survival_prob
         self.scaling = scaling
@@ -111,7 +112,7 @@ class ShakeShakeBranches(nn.Module):
     def __init__(self, field1: nn.Module, field2: nn.Module, dt: float = 1.0, independent_backward: bool = True):
         super().__init__()
         if dt <= 0:
-            raise ValueError(f"shake-shake time step must be positive, got {dt}")
+            raise ConfigError(f"shake-shake time step must be positive, got {dt}")
         self.field1, self.field2 = field1, field2
         self.dt = dt
         self.independent_backward = independent_backward
@@ -176,7 +177,7 @@ def make_noise(name: str | None, **options: object) -> Noise | None:
     """The noise ``name`` with its ``options`` (e.g. ``survival_last=0.8``); None for no noise."""
     if name is None:
         if options:
-            raise TypeError(f"noise options {sorted(options)} given without a noise; set noise to one of "
+            raise ConfigError(f"noise options {sorted(options)} given without a noise; set noise to one of "
                             f"{', '.join(NOISES.names())}")
         return None
     cls = NOISES.get(name)
@@ -184,4 +185,4 @@ def make_noise(name: str | None, **options: object) -> Noise | None:
         return cls(**options)
     except TypeError:
         valid = ", ".join(f.name for f in cls.__dataclass_fields__.values())
-        raise TypeError(f"noise {name!r} takes options {valid}; got {sorted(options)}") from None
+        raise ConfigError(f"noise {name!r} takes options {valid}; got {sorted(options)}") from None

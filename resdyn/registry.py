@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from resdyn.errors import ResdynError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(ResdynError, KeyError):
     """A name that is not in a registry; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError would quote the message

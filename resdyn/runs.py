@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from resdyn.atomic import atomic_write
+from resdyn.errors import ResdynError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class RunError(RuntimeError):
+class RunError(ResdynError, RuntimeError):
     """A run folder that cannot be used as asked (missing, already taken, unreadable)."""
 
 

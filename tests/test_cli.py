@@ -74,3 +74,23 @@ def test_python_dash_m_entry_point():
 def test_data_actions_need_a_name(argv, capsys):
     assert main(argv) == 1
     assert "needs a dataset name" in capsys.readouterr().err
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    """Only the ResdynError family is a user error; a ValueError from a bug must not be hidden as one."""
+    import resdyn.cli as cli
+    from resdyn.errors import ConfigError
+
+    def user_error(args):
+        raise ConfigError("depth must be 6n+2")
+
+    monkeypatch.setattr(cli, "cmd_models", user_error)
+    assert main(["models"]) == 1
+    assert capsys.readouterr().err == "resdyn: error: depth must be 6n+2\n"
+
+    def bug(args):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(cli, "cmd_models", bug)
+    with pytest.raises(ValueError, match="internal invariant"):
+        main(["models"])

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from resdyn import build_model
+from resdyn.errors import ConfigError
 from resdyn.noise import (
     DropBranch,
     GaussianNoise,
@@ -119,7 +120,7 @@ def test_make_noise_errors():
     assert make_noise("shake-shake", dt=0.5) == ShakeShake(dt=0.5)
     with pytest.raises(UnknownNameError, match="valid noise names: gaussian, shake-shake, stochastic-depth"):
         make_noise("dropout")
-    with pytest.raises(TypeError, match="takes options survival_last, scaling, per"):
+    with pytest.raises(ConfigError, match="takes options survival_last, scaling, per"):
         make_noise("stochastic-depth", p=0.5)
-    with pytest.raises(TypeError, match="given without a noise"):
+    with pytest.raises(ConfigError, match="given without a noise"):
         make_noise(None, survival_last=0.5)

@@ -16,6 +16,7 @@ import torch
 
 from resdyn.data.checksums import FileCheck, read_checked, read_verified
 from resdyn.data.sources import Published, find
+from resdyn.errors import ConfigError
 from resdyn.registry import Registry
 
 
@@ -147,10 +148,10 @@ def split_validation(split: Split, fraction: float, seed: int) -> tuple[Split, S
     """Split off ``round(fraction * len(split))`` examples, chosen by a permutation seeded with ``seed``,
     as a validation set; return ``(train, val)``, each in the original order."""
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
     n_val = round(fraction * len(split))
     if not 0 < n_val < len(split):
-        raise ValueError(
+        raise ConfigError(
             f"a fraction of {fraction} of {len(split)} examples leaves an empty train or validation set"
         )
     order = _permutation(len(split), seed)
@@ -163,5 +164,5 @@ def take(split: Split, n: int | None, seed: int) -> Split:
     if n is None or n >= len(split):
         return split
     if n < 0:
-        raise ValueError(f"cannot take {n} examples")
+        raise ConfigError(f"cannot take {n} examples")
     return split.subset(_permutation(len(split), seed)[:n].sort().values)

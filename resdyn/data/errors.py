@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from resdyn.errors import ResdynError
 
-class DataError(Exception):
+
+class DataError(ResdynError):
     """A data file or dataset that cannot be used; the message names the file and what to do."""
 
 

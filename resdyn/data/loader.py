@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from resdyn.data.datasets import DatasetInfo, Split
+from resdyn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Augment:
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+            raise ConfigError(f"crop_padding must be >= 0, got {self.crop_padding}")
 
 
 def augment_batch(images: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
@@ -79,9 +80,9 @@ class DeviceLoader:
         channels_last: bool = False,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if split.images.shape[1] != info.in_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"{info.name} has {info.in_channels} channels, the split's images {split.images.shape[1]}"
             )
         self.device = torch.device(device)

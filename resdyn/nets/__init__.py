@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.nets import cifar, fractal, odenet, revnet  # noqa: F401  (each registers its models)
 from resdyn.nets.base import MODELS, Network
 
@@ -29,7 +30,7 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, **option
     valid = sorted(p for p in params if p not in ("in_channels", "num_classes"))
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise TypeError(f"model {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
     return builder(in_channels=in_channels, num_classes=num_classes, **options)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.fields import FIELDS, ResNeXtField, conv3x3, shortcut
 from resdyn.nets.base import MODELS, ClassifierHead, Network
 from resdyn.noise import Noise, make_noise
@@ -33,7 +34,7 @@ def blocks_per_stage(depth: int, block: str) -> int:
     per = 3 * layers
     if depth < per + 2 or (depth - 2) % per:
         first = [per * n + 2 for n in range(1, 6)]
-        raise ValueError(
+        raise ConfigError(
             f"depth {depth} is not valid for {block} blocks: it must be {per}n + 2 "
             f"(e.g. {', '.join(map(str, first))}, ...)"
         )
@@ -86,7 +87,7 @@ def cifar_resnet(
     if shortcut_option is None:
         shortcut_option = "B" if depth in BOTTLENECK_DEPTHS else "A"
     if block not in ("basic", "bottleneck"):
-        raise ValueError(f"unknown block {block!r}; valid: 'basic', 'bottleneck'")
+        raise ConfigError(f"unknown block {block!r}; valid: 'basic', 'bottleneck'")
     n = blocks_per_stage(depth, block)
     field_cls = FIELDS[(block, preact)]
 

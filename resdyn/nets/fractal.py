@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.nets.base import MODELS, ClassifierHead, Network
 from resdyn.schemes.fractal import Fractal, FractalBlock
 
@@ -72,7 +73,7 @@ def cifar_fractalnet(
     which on a 1x1 map is the paper's flatten-and-linear.
     """
     if columns < 1 or blocks < 1:
-        raise ValueError(f"a FractalNet needs at least 1 column and 1 block, got columns={columns}, blocks={blocks}")
+        raise ConfigError(f"a FractalNet needs at least 1 column and 1 block, got columns={columns}, blocks={blocks}")
     widths = tuple(channels) if channels is not None else paper_channels(blocks)
     if dropout is True:
         rates = paper_dropout(blocks)
@@ -82,9 +83,9 @@ def cifar_fractalnet(
         rates = tuple(dropout)
     for name, values in (("channels", widths), ("dropout", rates)):
         if len(values) != blocks:
-            raise ValueError(f"{name} needs one value per block: {blocks} blocks but {len(values)} values {values}")
+            raise ConfigError(f"{name} needs one value per block: {blocks} blocks but {len(values)} values {values}")
     if not all(0 <= r < 1 for r in rates):
-        raise ValueError(f"dropout rates must be in [0, 1), got {rates}")
+        raise ConfigError(f"dropout rates must be in [0, 1), got {rates}")
 
     fractal_blocks, pools = [], []
     width_in = in_channels

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.fields import PreActGroupNormField, TimeConvField, group_norm
 from resdyn.nets.base import MODELS, Network
 from resdyn.schemes import Euler
@@ -75,7 +76,7 @@ def seed_odenet(
     ODEs, Dupont et al. 2019); the fields and the classifier then work on ``64 + p`` channels.
     """
     if blocks < 1:
-        raise ValueError(f"an ODENet needs at least one ODE block, got blocks={blocks}")
+        raise ConfigError(f"an ODENet needs at least one ODE block, got blocks={blocks}")
     channels = width + augment
     body = ODE([TimeConvField(channels) for _ in range(blocks)], solver, t1, regularisation, augment)
     return Network(downsampling(in_channels, width), body, classifier(channels, num_classes))
@@ -84,7 +85,7 @@ def seed_odenet(
 def seed_resnet(*, in_channels: int = 1, num_classes: int = 10, blocks: int = 4, width: int = WIDTH) -> Network:
     """Downsampling -> ``blocks`` pre-activation GroupNorm residual blocks (forward Euler) -> classifier."""
     if blocks < 1:
-        raise ValueError(f"the ResNet baseline needs at least one residual block, got blocks={blocks}")
+        raise ConfigError(f"the ResNet baseline needs at least one residual block, got blocks={blocks}")
     fields = [PreActGroupNormField(width) for _ in range(blocks)]
     body = Euler(fields, [nn.Identity() for _ in fields])
     return Network(downsampling(in_channels, width), body, classifier(width, num_classes))

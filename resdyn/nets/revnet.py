@@ -29,6 +29,7 @@ from typing import Any
 
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.fields import PadShortcut, ProjectionShortcut, conv1x1, conv3x3
 from resdyn.nets.base import MODELS, ClassifierHead, Network
 from resdyn.nets.cifar import init_he
@@ -94,7 +95,7 @@ def cifar_revnet(
     ``memory_saving=False`` the same blocks backpropagate by ordinary autograd.
     """
     if block not in EXPANSION:
-        raise ValueError(f"unknown RevNet residual function {block!r}; valid: {', '.join(EXPANSION)}")
+        raise ConfigError(f"unknown RevNet residual function {block!r}; valid: {', '.join(EXPANSION)}")
     count = 2 * units * len(widths)
 
     def make(make_field: FieldFactory, index: int, keeps_shape: bool) -> nn.Module:

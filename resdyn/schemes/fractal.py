@@ -50,6 +50,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from resdyn.errors import ConfigError
+
 ConvFactory = Callable[[int, int], nn.Module]
 
 
@@ -95,9 +97,9 @@ class FractalBlock(nn.Module):
     ) -> None:
         super().__init__()
         if columns < 1:
-            raise ValueError(f"a fractal block needs at least 1 column, got {columns}")
+            raise ConfigError(f"a fractal block needs at least 1 column, got {columns}")
         if not 0 <= drop_prob <= 1:
-            raise ValueError(f"local drop-path probability must be in [0, 1], got {drop_prob}")
+            raise ConfigError(f"local drop-path probability must be in [0, 1], got {drop_prob}")
         self.columns = columns
         self.drop_prob = drop_prob
         self.flat_join = flat_join
@@ -118,7 +120,7 @@ class FractalBlock(nn.Module):
         """
         if column is not None and column >= self.columns:
             last = self.columns - 1
-            raise ValueError(f"column {column} does not exist in a block of {self.columns} columns; valid: 0..{last}")
+            raise ConfigError(f"column {column} does not exist in a block of {self.columns} columns; valid: 0..{last}")
         branches = self.branches(z, column)
         return branches[0] if len(branches) == 1 else self.join(branches, column)
 
@@ -146,7 +148,7 @@ class FractalBlock(nn.Module):
         """The convolutions of column ``k``, input to output: one for ``k = 0``, ``2^k`` in general."""
         if not 0 <= k < self.columns:
             last = self.columns - 1
-            raise ValueError(f"column {k} does not exist in a block of {self.columns} columns; valid: 0..{last}")
+            raise ConfigError(f"column {k} does not exist in a block of {self.columns} columns; valid: 0..{last}")
         if self.inner is None or self.outer is None:
             return [self.conv]
         return [self.conv] if k == 0 else self.inner.column(k - 1) + self.outer.column(k - 1)
@@ -183,13 +185,13 @@ class Fractal(nn.Module):
     ) -> None:
         super().__init__()
         if len(blocks) != len(transitions):
-            raise ValueError(f"{len(blocks)} fractal blocks but {len(transitions)} transitions")
+            raise ConfigError(f"{len(blocks)} fractal blocks but {len(transitions)} transitions")
         widths = {block.columns for block in blocks}
         if len(widths) != 1:
             # Global drop-path picks one column for the whole network, so every block needs the same columns.
-            raise ValueError(f"every fractal block needs the same number of columns, got {sorted(widths)}")
+            raise ConfigError(f"every fractal block needs the same number of columns, got {sorted(widths)}")
         if not 0 <= global_drop_ratio <= 1:
-            raise ValueError(f"global drop-path ratio must be in [0, 1], got {global_drop_ratio}")
+            raise ConfigError(f"global drop-path ratio must be in [0, 1], got {global_drop_ratio}")
         self.blocks = nn.ModuleList(blocks)
         self.transitions = nn.ModuleList(transitions)
         self.columns = widths.pop()
@@ -209,7 +211,7 @@ class Fractal(nn.Module):
     @eval_column.setter
     def eval_column(self, column: int | None) -> None:
         if column is not None and not -self.columns <= column < self.columns:
-            raise ValueError(
+            raise ConfigError(
                 f"eval_column {column} does not exist in a network of {self.columns} columns: use 0..{self.columns - 1}"
                 f" (0 the shallowest), -1 for the deepest, or None to join all columns"
             )
@@ -267,7 +269,7 @@ def only_column(model: nn.Module, column: int = -1) -> Iterator[nn.Module]:
     """Evaluate every ``Fractal`` body in ``model`` on one column (default: the deepest), then restore."""
     bodies = [m for m in model.modules() if isinstance(m, Fractal)]
     if not bodies:
-        raise ValueError(f"{type(model).__name__} has no fractal body to restrict to one column")
+        raise ConfigError(f"{type(model).__name__} has no fractal body to restrict to one column")
     saved = [body.eval_column for body in bodies]
     try:
         for body in bodies:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.metrics import ReportsMetrics
 
 Convention = Literal["paper", "code"]
@@ -45,7 +46,7 @@ class LinearMultistep(nn.Module, ReportsMetrics):
         if len(fields) != len(shortcuts):
             raise ValueError(f"{len(fields)} fields but {len(shortcuts)} shortcuts")
         if convention not in K_INIT:
-            raise ValueError(f"unknown LM convention {convention!r}; valid: 'paper', 'code'")
+            raise ConfigError(f"unknown LM convention {convention!r}; valid: 'paper', 'code'")
         self.fields = nn.ModuleList(fields)
         self.shortcuts = nn.ModuleList(shortcuts)
         self.activation = activation if activation is not None else nn.Identity()

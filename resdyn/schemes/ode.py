@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
+from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import AddsLoss, ReportsMetrics
 
 # torchdiffeq's solvers (its ``SOLVERS``, without "scipy_solver", which cannot backpropagate, and the alias
@@ -46,7 +47,7 @@ Probe = Literal["gaussian", "rademacher"]
 State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
-class ODESolverError(RuntimeError):
+class ODESolverError(ResdynError, RuntimeError):
     """The solver could not integrate an ODE block: its step size underflowed, it took more than ``max_steps``
     steps, or the state became non-finite. The message names the block, the solver and what to try."""
 
@@ -84,19 +85,19 @@ class Solver:
 
     def __post_init__(self) -> None:
         if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
-            raise ValueError(f"unknown ODE solver {self.method!r}; adaptive: {', '.join(ADAPTIVE_METHODS)}; "
+            raise ConfigError(f"unknown ODE solver {self.method!r}; adaptive: {', '.join(ADAPTIVE_METHODS)}; "
                              f"fixed-step (need step_size): {', '.join(FIXED_METHODS)}")
         if self.adaptive and self.step_size is not None:
-            raise ValueError(f"{self.method} chooses its own steps; step_size is for the fixed-step solvers "
+            raise ConfigError(f"{self.method} chooses its own steps; step_size is for the fixed-step solvers "
                              f"({', '.join(FIXED_METHODS)})")
         if not self.adaptive and (self.step_size is None or self.step_size <= 0):
-            raise ValueError(f"the fixed-step solver {self.method} needs a step_size > 0, e.g. step_size=0.25")
+            raise ConfigError(f"the fixed-step solver {self.method} needs a step_size > 0, e.g. step_size=0.25")
         if self.rtol <= 0 or self.atol <= 0:
-            raise ValueError(f"rtol and atol must be positive, got rtol={self.rtol}, atol={self.atol}")
+            raise ConfigError(f"rtol and atol must be positive, got rtol={self.rtol}, atol={self.atol}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1 (or None for no limit), got {self.max_steps}")
+            raise ConfigError(f"max_steps must be at least 1 (or None for no limit), got {self.max_steps}")
         if self.seminorm and not self.adjoint:
-            raise ValueError("seminorm controls the adjoint's backward solve; set adjoint=True as well")
+            raise ConfigError("seminorm controls the adjoint's backward solve; set adjoint=True as well")
 
     @property
     def adaptive(self) -> bool:
@@ -147,10 +148,10 @@ class Regularisation:
 
     def __post_init__(self) -> None:
         if self.kinetic < 0 or self.jacobian < 0:
-            raise ValueError(f"regularisation weights must be >= 0, got kinetic={self.kinetic}, "
+            raise ConfigError(f"regularisation weights must be >= 0, got kinetic={self.kinetic}, "
                              f"jacobian={self.jacobian}")
         if self.probe not in ("gaussian", "rademacher"):
-            raise ValueError(f"unknown Hutchinson probe {self.probe!r}; valid: 'gaussian', 'rademacher'")
+            raise ConfigError(f"unknown Hutchinson probe {self.probe!r}; valid: 'gaussian', 'rademacher'")
 
     @property
     def active(self) -> bool:
@@ -265,7 +266,7 @@ class ODEBlock(nn.Module, ReportsMetrics, AddsLoss):
     ) -> None:
         super().__init__()
         if t1 <= 0:
-            raise ValueError(f"the integration interval [0, t1] needs t1 > 0, got t1={t1}")
+            raise ConfigError(f"the integration interval [0, t1] needs t1 > 0, got t1={t1}")
         self.field = field
         self.solver = solver if solver is not None else Solver()
         self.t1 = float(t1)
@@ -385,9 +386,9 @@ class ODE(nn.Module):
     ) -> None:
         super().__init__()
         if not fields:
-            raise ValueError("an ODE scheme needs at least one field")
+            raise ConfigError("an ODE scheme needs at least one field")
         if augment < 0:
-            raise ValueError(f"augment is a number of extra zero channels (>= 0), got {augment}")
+            raise ConfigError(f"augment is a number of extra zero channels (>= 0), got {augment}")
         self.augment = augment
         several = len(fields) > 1
         self.blocks = nn.ModuleList(

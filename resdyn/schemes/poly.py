@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from resdyn.errors import ConfigError
+
 
 class Poly(nn.Module):
     """``x_{n+1} = x_n + F(x_n) + F(F(x_n))``, computed as ``x_n + (I + F) F x_n`` with one shared ``F``.
@@ -28,7 +30,7 @@ class Poly(nn.Module):
         if len(fields) != len(shortcuts):
             raise ValueError(f"{len(fields)} fields but {len(shortcuts)} shortcuts")
         if order not in (2, 3):
-            raise ValueError(f"PolyNet order must be 2 or 3, got {order}")
+            raise ConfigError(f"PolyNet order must be 2 or 3, got {order}")
         self.fields = nn.ModuleList(fields)
         self.shortcuts = nn.ModuleList(shortcuts)
         self.activation = activation if activation is not None else nn.Identity()

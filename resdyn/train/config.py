@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,9 +20,8 @@ else:  # pragma: no cover
 
 import tomli_w
 
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema; the message says what was expected."""
+from resdyn.errors import ConfigError
+from resdyn.typed import build_table
 
 
 @dataclass
@@ -152,71 +149,6 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     return value
-
-
-def build_table(cls: type, data: Any, where: str) -> Any:
-    """Instance of the dataclass ``cls`` from the table ``data`` (``where`` names it in errors), recursively;
-    unknown keys are rejected with the valid ones listed and values are checked against the field types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a table of {cls.__name__} keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)} in [{where or 'top level'}]; valid keys: {', '.join(names)}"
-        )
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        path = f"{where}.{key}" if where else key
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = build_table(hint, value, path)
-        else:
-            kwargs[key] = _check(value, hint, path)
-    return cls(**kwargs)
-
-
-def _check(value: Any, hint: Any, path: str) -> Any:
-    """Return ``value`` converted to ``hint`` (int -> float only), or raise ConfigError naming the key."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in args:
-            if option is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _check(value, option, path)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{path}: expected {_describe(hint)}, got {value!r}")
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{path}: expected one of {', '.join(map(repr, args))}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        return [_check(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a table, got {value!r}")
-        return dict(value)
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
-        raise ConfigError(f"{path}: expected {_describe(hint)}, got {value!r}")
-    return value
-
-
-def _describe(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint))
-    return "nothing (None)" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 def load_config(path: str | Path) -> Config:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from resdyn.data import Augment, DeviceLoader, Split, load_dataset, split_validation, take
+from resdyn.errors import ResdynError
 from resdyn.metrics import extra_loss, model_metrics
 from resdyn.nets import build_model
 from resdyn.runs import RunDir, RunError
@@ -33,7 +34,7 @@ CHECKPOINT_FORMAT = 1
 EpochHook = Callable[[int, dict[str, Any]], None]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ResdynError, RuntimeError):
     """The loss became NaN or infinite; the run stops and its last checkpoint is left as it was."""
 
     def __init__(self, step: int, epoch: int, batch: int, run: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from resdyn.errors import ConfigError
 from resdyn.registry import Registry
 from resdyn.train.config import OptimConfig, ScheduleConfig
 
@@ -45,7 +46,7 @@ def _adamw(params: Iterable[nn.Parameter], c: OptimConfig) -> torch.optim.Optimi
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
     """The optimiser ``config.name`` over all of ``model``'s parameters."""
     if len(config.betas) != 2:
-        raise ValueError(f"optim.betas must hold two numbers, got {config.betas}")
+        raise ConfigError(f"optim.betas must hold two numbers, got {config.betas}")
     return OPTIMIZERS.get(config.name)(model.parameters(), config)
 
 

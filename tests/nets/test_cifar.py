@@ -5,6 +5,7 @@ import torch
 
 from resdyn import build_model, list_models
 from resdyn.analysis.profile import count_parameters, mult_adds
+from resdyn.errors import ConfigError
 from resdyn.fields import PadShortcut
 from resdyn.registry import UnknownNameError
 
@@ -60,7 +61,7 @@ def test_unknown_model_lists_valid_names():
 
 def test_unknown_option_lists_valid_options():
     valid = "block, noise, noise_options, preact, shortcut_option"
-    with pytest.raises(TypeError, match=rf"no option\(s\) depth; valid options: {valid}"):
+    with pytest.raises(ConfigError, match=rf"no option\(s\) depth; valid options: {valid}"):
         build_model("resnet20", depth=3)
 
 

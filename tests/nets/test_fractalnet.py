@@ -6,6 +6,7 @@ from torch import nn
 
 from resdyn import build_model
 from resdyn.analysis.profile import count_parameters
+from resdyn.errors import ConfigError
 from resdyn.schemes.fractal import Fractal, FractalBlock
 
 SMALL = (4, 4, 4, 4, 4)
@@ -110,5 +111,5 @@ def test_bad_options_say_what_is_valid(options, message):
 
 def test_unknown_option_lists_valid_options():
     valid = "blocks, channels, columns, drop_path_local, dropout, flat_join, global_drop_ratio"
-    with pytest.raises(TypeError, match=rf"no option\(s\) depth; valid options: {valid}"):
+    with pytest.raises(ConfigError, match=rf"no option\(s\) depth; valid options: {valid}"):
         build_model("fractalnet20", depth=20)

@@ -7,6 +7,7 @@ import torch
 
 from resdyn import build_model
 from resdyn.analysis.profile import count_parameters
+from resdyn.errors import ConfigError
 from resdyn.noise import DropBranch
 from resdyn.schemes.reversible import Reversible
 
@@ -70,7 +71,7 @@ def test_noise_wraps_every_f_and_g_in_network_order():
 
 
 def test_unknown_option_lists_valid_options():
-    with pytest.raises(TypeError, match="valid options: memory_saving, noise, noise_options"):
+    with pytest.raises(ConfigError, match="valid options: memory_saving, noise, noise_options"):
         build_model("revnet38", depth=3)
 
 

@@ -6,6 +6,7 @@ from torch import nn
 
 from resdyn import build_model
 from resdyn.analysis.profile import count_parameters
+from resdyn.errors import ConfigError
 from resdyn.schemes import Euler, LinearMultistep
 
 
@@ -121,5 +122,5 @@ def test_lm_resnext29_counts():
 
 def test_convention_is_an_option_of_lm_models_only():
     assert build_model("lm-resnext29-8x64d", convention="code").body.convention == "code"
-    with pytest.raises(TypeError, match="no option"):
+    with pytest.raises(ConfigError, match="no option"):
         build_model("resnext29-8x64d", convention="code")
