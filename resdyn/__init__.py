@@ -5,7 +5,16 @@
     resdyn.list_models()
 """
 
-from resdyn.nets import build_model, list_models
+from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["build_model", "list_models", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The models load on first use, so that reading run folders (resdyn.runs, the report) never imports them.
+    if name in ("build_model", "list_models"):
+        from resdyn import nets
+
+        return getattr(nets, name)
+    raise AttributeError(f"module 'resdyn' has no attribute {name!r}")

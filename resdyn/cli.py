@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resdyn.analysis.tables import format_table, human_bytes
 from resdyn.errors import ResdynError
 from resdyn.runs import RunDir
-from resdyn.train.config import Config, ConfigError, apply_overrides, load_config
+from resdyn.train.config import Config, ConfigError, load_config, parse_overrides, set_values
 
 if TYPE_CHECKING:
     from resdyn.analysis.report import Report
@@ -109,54 +110,62 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def resolve_train_config(args: argparse.Namespace) -> Config:
-    """Config from (in order of precedence) --set, the shorthand flags, -c FILE or the run folder, defaults."""
+def resolve_train_config(args: argparse.Namespace) -> tuple[Config, list[tuple[str, Any]]]:
+    """Config from (in order of precedence) --set, the shorthand flags, -c FILE or the run folder, defaults; and
+    what the flags and --set changed, as (dotted key, value). A resume starts from the config the run was
+    started with and applies, in order, the overrides of its earlier resumes that trained."""
     if args.resume:
-        config = Config.from_dict(RunDir(args.resume).read_config(), source=str(Path(args.resume) / "config.toml"))
+        run = RunDir(args.resume)
+        config = Config.from_dict(run.read_config(), source=str(run.file(RunDir.CONFIG)))
+        for resume in run.read_resumes():
+            if resume.applied:
+                config = set_values(config, [(k, v) for k, v in resume.overrides],
+                                    source=f"{run.file(RunDir.RESUMES)} ({resume.command})")
     elif args.config:
         config = load_config(args.config)
     else:
         config = Config()
-    flags = [f"{key}={_toml(getattr(args, flag))}" for flag, key in TRAIN_FLAGS.items()
-             if getattr(args, flag) is not None]
-    return apply_overrides(config, flags + args.set)
-
-
-def _toml(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)
+    # Flag values are assigned as they are, never re-read as TOML text: a path stays exactly that path.
+    changes = [(key, getattr(args, flag)) for flag, key in TRAIN_FLAGS.items() if getattr(args, flag) is not None]
+    changes += parse_overrides(args.set)
+    return set_values(config, changes), changes
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str] | None) -> int:
     from resdyn.train.loop import train
 
-    config = resolve_train_config(args).validate()
+    config, changes = resolve_train_config(args)
+    config.validate()
     out = args.resume or args.out or f"runs/{config.model.name}-{config.data.name}-seed{config.train.seed}"
     command = "resdyn " + shlex.join(sys.argv[1:] if argv is None else argv)
-    train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=command)
-    print(run_table(RunDir(out)))
-    print(f"\nresults in {out}/ (config.toml, metrics.jsonl, checkpoint.pt, summary.json)")
+    train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=command,
+                    overrides=changes if args.resume else None)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process prints
+        print(run_table(RunDir(out)))
+        print(f"\nresults in {out}/ (config.toml, metrics.jsonl, checkpoint.pt, summary.json)")
     return 0
 
 
 def run_table(run: RunDir) -> str:
     """The epochs of a run and its summary, as terminal tables."""
     metrics = run.read_metrics()
-    rows = [[m["epoch"], m["lr"], m["train_loss"], m["train_acc"], m["test_loss"], m["test_acc"],
-             m["epoch_time_s"], m["images_per_s"]] for m in metrics]
+    rows = [[m.epoch, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.epoch_time_s, m.images_per_s]
+            for m in metrics]
     epochs = format_table(["epoch", "lr", "train loss", "train acc", "test loss", "test acc", "time s", "img/s"],
                           rows)
     s = run.read_summary()
     if s is None:
         return epochs
+    processes = f", {s.world_size} processes" if s.world_size and s.world_size > 1 else ""
     facts = [
-        ("model", f"{s['model']} ({s['params']:,} parameters)"),
-        ("data", f"{s['data']} ({s['train_images']:,} train / {s['test_images']:,} test images)"),
-        ("test accuracy", f"{s['test_acc']:.4f} (error {100 * s['test_error']:.2f}%, weights: {s['final_weights']})"),
-        ("best test accuracy", f"{s['best_test_acc']:.4f}"),
-        ("test loss", f"{s['test_loss']:.4f}"),
-        ("train time", f"{s['train_time_s']:.1f} s ({s['train_time_per_epoch_s']:.1f} s/epoch)"),
-        ("peak memory", f"{human_bytes(s['peak_memory_bytes'])} ({s['peak_memory_kind']})"),
-        ("device", f"{s['device']}, {s['precision']}"),
+        ("model", f"{s.model} ({s.params:,} parameters)"),
+        ("data", f"{s.data} ({s.train_images:,} train / {s.test_images:,} test images)"),
+        ("test accuracy", f"{s.test_acc:.4f} (error {100 * (1 - s.test_acc):.2f}%, weights: {s.final_weights})"),
+        ("best test accuracy", f"{s.best_test_acc:.4f}"),
+        ("test loss", f"{s.test_loss:.4f}"),
+        ("train time", f"{s.train_time_s:.1f} s ({s.train_time_per_epoch_s:.1f} s/epoch)"),
+        ("peak memory", f"{human_bytes(s.peak_memory_bytes)} ({s.peak_memory_kind})"),
+        ("device", f"{s.device}, {s.precision}{processes}"),
     ]
     width = max(len(k) for k, _ in facts)
     return epochs + "\n\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in facts)

@@ -210,7 +210,7 @@ def status(experiment: Experiment) -> Status:
         finished = False  # a corrupt summary: resuming a finished run only re-evaluates it and rewrites it
     if not finished and not run.has_checkpoint():
         return "start"
-    stored = flatten(Config.from_dict(run.read_config(), str(run.file(RunDir.CONFIG))).to_dict())
+    stored = flatten(Config.from_dict(run.current_config(), str(run.file(RunDir.CONFIG))).to_dict())
     wanted = flatten(experiment.config.to_dict())
     differ = sorted(k for k in stored.keys() | wanted.keys()
                     if k not in RUN_ONLY_KEYS and stored.get(k) != wanted.get(k))

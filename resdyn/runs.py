@@ -1,27 +1,38 @@
-"""The run folder: the one reader and writer of a run's files.
+"""The run folder: the one reader and writer of a run's files, and the types of what they hold.
 
-    config.toml     the full resolved config
-    metrics.jsonl   one JSON object per finished epoch
-    checkpoint.pt   everything needed to resume, replaced atomically after every epoch
+    config.toml     the config the run was started with (never rewritten by a resume)
+    resumes.jsonl   one :class:`Resume` per ``--resume``: its command, its overrides and the config it trained
+    metrics.jsonl   one :class:`EpochRecord` per finished epoch
+    checkpoint.pt   a :class:`Checkpoint`: everything needed to resume, replaced atomically after every epoch
     best.pt         model weights at the best validation score (only with early stopping)
-    summary.json    written when the run finishes
+    summary.json    a :class:`Summary`, written when the run finishes
+    lock            held (``flock``) by the training that writes the folder, with its pid and host inside
 
-Training writes these and reporting reads them; neither imports the other. Checkpoints are loaded with
-``weights_only=True``, so a checkpoint file can never run code.
+Training writes these and reporting reads them; neither imports the other, and both see only the types below.
+Checkpoints are loaded with ``weights_only=True``, so a checkpoint file can never run code.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import fcntl
 import json
 import os
+import re
+import socket
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from resdyn.atomic import atomic_write
-from resdyn.errors import ResdynError
+from resdyn.errors import ConfigError, ResdynError
+from resdyn.typed import build_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,14 +44,209 @@ class RunError(ResdynError, RuntimeError):
     """A run folder that cannot be used as asked (missing, already taken, unreadable)."""
 
 
+# -- the types of a run's files -----------------------------------------------------------------------------
+@dataclass
+class EarlyStopState:
+    """The best validation score so far, the epoch it was reached, and the epochs since without improvement."""
+
+    best: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    def update(self, value: float, epoch: int, higher_is_better: bool, patience: int) -> bool:
+        """Take this epoch's score; True once it has not improved for ``patience`` epochs."""
+        better = self.best is None or (value > self.best if higher_is_better else value < self.best)
+        if better:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= patience
+
+
+@dataclass
+class TrainState:
+    """Where a training stands after ``epoch`` finished epochs (the counters a checkpoint holds beside the
+    weights): steps taken, training time, the best test accuracy seen, early stopping, and the code versions
+    that trained it (the one that started it, then each different one that resumed it)."""
+
+    epoch: int = 0
+    step: int = 0
+    train_time_s: float = 0.0
+    best_test_acc: float = -1.0
+    early_stop: EarlyStopState = field(default_factory=EarlyStopState)
+    versions: list[str | None] = field(default_factory=list)
+    #: processes that trained the last epoch (a data-parallel run's world size)
+    world_size: int = 1
+
+
+@dataclass
+class Checkpoint:
+    """Everything a resume needs: the state, the weights and optimiser, the weight averages, the RNG and the
+    resolved config (a plain table, so that the checkpoint stays loadable with ``weights_only=True``)."""
+
+    FORMAT: ClassVar[int] = 2
+
+    state: TrainState
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    ema: dict[str, Any] | None
+    swa: dict[str, Any] | None
+    rng: dict[str, torch.Tensor]
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        state = dataclasses.asdict(self.state)  # numbers and lists only: cheap to copy
+        return {"format": self.FORMAT, **state, "model": self.model, "optimizer": self.optimizer,
+                "ema": self.ema, "swa": self.swa, "rng": self.rng, "config": self.config}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Checkpoint:
+        """From what ``torch.load`` returned; format 1 (before the state was typed) is converted. A KeyError or
+        TypeError means the file is not a checkpoint of either format."""
+        if data.get("format") == 1:
+            best = data["best"]
+            state = TrainState(data["epoch"], data["step"], data["train_time_s"], best["test_acc"],
+                               EarlyStopState(best["val"], best["val_epoch"], best["bad_epochs"]),
+                               list(data.get("versions") or [None]))
+        elif data.get("format") == cls.FORMAT:
+            early = EarlyStopState(**data["early_stop"])
+            names = [f.name for f in dataclasses.fields(TrainState) if f.name != "early_stop"]
+            state = TrainState(early_stop=early, **{name: data[name] for name in names})
+        else:
+            raise KeyError("format")
+        return cls(state, data["model"], data["optimizer"], data["ema"], data["swa"], data["rng"], data["config"])
+
+
+@dataclass
+class EpochRecord:
+    """One line of metrics.jsonl: what an epoch did. ``model`` holds what the model reports (an ODE block's NFE,
+    LM-ResNet's k_n), written beside the fixed keys; ``val_*`` only with a validation split."""
+
+    epoch: int
+    step: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    epoch_time_s: float
+    eval_time_s: float
+    images_per_s: float
+    val_loss: float | None = None
+    val_acc: float | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        return {**{k: v for k, v in fixed.items() if v is not None}, **self.model}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> EpochRecord:
+        return _typed(cls, data, where, extra="model")
+
+
+@dataclass
+class Summary:
+    """summary.json: a finished run. Fields after ``command`` were added later; a summary written before
+    them reads as unknown (None) there. ``model_metrics`` (the last epoch's model reports, then the final
+    model's) are written beside the fixed keys."""
+
+    model: str
+    data: str
+    params: int
+    test_acc: float
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    steps: int | None = None
+    train_images: int | None = None
+    test_images: int | None = None
+    test_loss: float | None = None
+    test_error: float | None = None
+    best_test_acc: float | None = None
+    final_weights: str | None = None
+    stopped_early: bool | None = None
+    train_time_s: float | None = None
+    train_time_per_epoch_s: float | None = None
+    eval_time_per_epoch_s: float | None = None
+    images_per_s: float | None = None
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str | None = None
+    checkpoint_bytes: int | None = None
+    device: str | None = None
+    precision: str | None = None
+    seed: int | None = None
+    torch: str | None = None
+    commit: str | None = None
+    commits: list[str | None] | None = None
+    command: str | None = None
+    #: multiply-accumulates of one forward pass of the final model on one image
+    mult_adds_per_image: int | None = None
+    #: the model's depth as its name or options state it (None for a model without one, e.g. an ODENet)
+    depth: int | None = None
+    #: processes that trained it data-parallel (1: one process)
+    world_size: int | None = None
+    model_metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model_metrics"}
+        return {**fixed, **self.model_metrics}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> Summary:
+        return _typed(cls, data, where, extra="model_metrics")
+
+
+@dataclass
+class Resume:
+    """One ``--resume`` of the run: from which epoch, the command, the overrides it added (dotted key and
+    value), the whole config it trained with, and whether it finished an epoch (only then do its overrides
+    describe the weights, and carry over to later resumes)."""
+
+    from_epoch: int
+    command: str | None
+    overrides: list[list[Any]]
+    config: dict[str, Any]
+    started: str
+    applied: bool = False
+
+
+def _typed(cls: type, data: Mapping[str, Any], where: str, extra: str | None = None) -> Any:
+    """``cls`` from a JSON object, types checked; keys beyond the fields go into the free-form table ``extra``."""
+    if not isinstance(data, Mapping):
+        raise RunError(f"{where} is corrupt: expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in data.items() if k in names and k != extra}
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in known]
+    if missing:
+        raise RunError(f"{where} is corrupt: it lacks {', '.join(missing)}")
+    try:
+        rest = {extra: {k: v for k, v in data.items() if k not in names}} if extra else {}
+        return build_table(cls, {**known, **rest} if extra else dict(data), "")
+    except ConfigError as e:
+        raise RunError(f"{where} is corrupt: {e}") from None
+
+
+def model_depth(model: str, options: Mapping[str, Any]) -> int | None:
+    """The ``depth`` option, else the first number in the model's name (``lm-resnet56`` -> 56), else None."""
+    depth = options.get("depth")
+    if isinstance(depth, int) and not isinstance(depth, bool):
+        return depth
+    match = re.match(r"[a-z_-]*?(\d+)", model)
+    return int(match.group(1)) if match else None
+
+
+# -- the folder ---------------------------------------------------------------------------------------------
 class RunDir:
     """A run's folder on disk."""
 
     CONFIG = "config.toml"
+    RESUMES = "resumes.jsonl"
     METRICS = "metrics.jsonl"
     CHECKPOINT = "checkpoint.pt"
     BEST = "best.pt"
     SUMMARY = "summary.json"
+    LOCK = "lock"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -51,6 +257,43 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    # -- the lock -------------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[str | None]:
+        """Hold the folder for one training; a second one is refused with the holder's pid and host.
+
+        An ``flock`` is released by the kernel when its process dies however it dies, so a lock file left by a
+        killed training is simply taken over; the context yields who held it then ("pid N on host"), else None.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.file(self.LOCK)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "a process that left no name"
+                os.close(fd)
+                raise RunError(f"{self.path} is in use by another training ({holder}); wait for it to finish, "
+                               "or train into another --out") from None
+            # The holder before us may have removed the file as we opened it: lock the file that is there now.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            previous = os.pread(fd, 4096, 0).decode(errors="replace").strip() or None
+            now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {now}\n".encode(), 0)
+            yield previous
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
     # -- creating -------------------------------------------------------------------------------------
     def create(self, config_toml: str, overwrite: bool = False) -> None:
         """Start a new run here: refuse a folder that already holds one unless ``overwrite``."""
@@ -60,21 +303,18 @@ class RunDir:
                     f"{self.path} already holds a run; continue it with `resdyn train --resume {self.path}`, "
                     "choose another --out, or pass --overwrite to start again"
                 )
-            for name in (self.METRICS, self.CHECKPOINT, self.BEST, self.SUMMARY):
-                self.file(name).unlink(missing_ok=True)
+        for name in (self.METRICS, self.CHECKPOINT, self.BEST, self.SUMMARY, self.RESUMES):
+            self.file(name).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.write_config(config_toml)
+        atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
 
-    def reopen(self, epochs: int, config_toml: str) -> None:
+    def reopen(self, epochs: int) -> None:
         """Continue a run after ``epochs`` finished epochs: drop later metrics and the (now stale) summary."""
         self.truncate_metrics(epochs)
         self.file(self.SUMMARY).unlink(missing_ok=True)
-        self.write_config(config_toml)
-
-    def write_config(self, config_toml: str) -> None:
-        atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
 
     def read_config(self) -> dict[str, Any]:
+        """The config the run was started with (config.toml), as a table."""
         path = self.file(self.CONFIG)
         try:
             return tomllib.loads(path.read_text())
@@ -83,16 +323,45 @@ class RunDir:
         except tomllib.TOMLDecodeError as e:
             raise RunError(f"{path} is corrupt: {e}") from None
 
+    def current_config(self) -> dict[str, Any]:
+        """The config the weights were last trained with: the last resume's that finished an epoch, else the
+        config the run was started with."""
+        applied = [r for r in self.read_resumes() if r.applied]
+        return applied[-1].config if applied else self.read_config()
+
+    # -- resumes --------------------------------------------------------------------------------------
+    def read_resumes(self) -> list[Resume]:
+        return [_typed(Resume, r, f"{self.file(self.RESUMES)} line {i}")
+                for i, r in enumerate(self._read_jsonl(self.RESUMES), 1)]
+
+    def add_resume(self, resume: Resume) -> None:
+        self._write_jsonl(self.RESUMES, [*map(dataclasses.asdict, self.read_resumes()), dataclasses.asdict(resume)])
+
+    def mark_resume_applied(self) -> None:
+        """The last resume has finished an epoch: its overrides now describe the weights."""
+        resumes = self.read_resumes()
+        if resumes and not resumes[-1].applied:
+            resumes[-1].applied = True
+            self._write_jsonl(self.RESUMES, [dataclasses.asdict(r) for r in resumes])
+
     # -- metrics --------------------------------------------------------------------------------------
-    def append_metrics(self, record: dict[str, Any]) -> None:
+    def append_metrics(self, record: EpochRecord) -> None:
         with open(self.file(self.METRICS), "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record.to_json()) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
-    def read_metrics(self) -> list[dict[str, Any]]:
+    def read_metrics(self) -> list[EpochRecord]:
         """Every complete line; a torn last line (the run was killed while writing it) is ignored."""
-        path = self.file(self.METRICS)
+        where = self.file(self.METRICS)
+        return [EpochRecord.from_json(r, f"{where} line {i}") for i, r in enumerate(self._read_jsonl(self.METRICS), 1)]
+
+    def truncate_metrics(self, epochs: int) -> None:
+        """Keep the records of epochs 1..``epochs``: those a resumed run has not redone."""
+        self._write_jsonl(self.METRICS, [r.to_json() for r in self.read_metrics() if r.epoch <= epochs])
+
+    def _read_jsonl(self, name: str) -> list[Any]:
+        path = self.file(name)
         if not path.exists():
             return []
         records = []
@@ -106,39 +375,64 @@ class RunDir:
                 raise RunError(f"{path} line {i + 1} is not valid JSON") from None
         return records
 
-    def truncate_metrics(self, epochs: int) -> None:
-        """Keep the records of epochs 1..``epochs``: those a resumed run has not redone."""
-        kept = [r for r in self.read_metrics() if r["epoch"] <= epochs]
-        text = "".join(json.dumps(r) + "\n" for r in kept)
-        atomic_write(self.file(self.METRICS), lambda f: f.write(text.encode()))
+    def _write_jsonl(self, name: str, rows: list[Any]) -> None:
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        atomic_write(self.file(name), lambda f: f.write(text.encode()))
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
         return self.file(self.CHECKPOINT).exists()
 
-    def save_checkpoint(self, state: dict[str, Any], name: str = CHECKPOINT) -> None:
-        atomic_write(self.file(name), lambda f: torch.save(state, f))
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        atomic_write(self.file(self.CHECKPOINT), lambda f: torch.save(checkpoint.to_dict(), f))
 
-    def load_checkpoint(self, name: str = CHECKPOINT, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-        """Load with ``weights_only=True``: tensors and plain containers only, no code."""
+    def load_checkpoint(self, map_location: str | torch.device = "cpu") -> Checkpoint:
+        """The checkpoint, loaded with ``weights_only=True`` (tensors and plain containers only, no code)."""
+        data = self._load(self.CHECKPOINT, map_location)
+        try:
+            return Checkpoint.from_dict(data)
+        except (KeyError, TypeError, AttributeError):
+            raise self._damaged(self.CHECKPOINT, "it is not a resdyn checkpoint") from None
+
+    def save_best(self, weights: dict[str, torch.Tensor], epoch: int) -> None:
+        atomic_write(self.file(self.BEST), lambda f: torch.save({"model": weights, "epoch": epoch}, f))
+
+    def load_best(self, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], int]:
+        """The weights at the best validation score and their epoch."""
+        data = self._load(self.BEST, map_location)
+        try:
+            return data["model"], data["epoch"]
+        except (KeyError, TypeError):
+            raise self._damaged(self.BEST, "it holds no weights") from None
+
+    def _load(self, name: str, map_location: str | torch.device) -> Any:
         path = self.file(name)
         if not path.exists():
             raise RunError(f"no {name} in {self.path}: nothing to resume (start the run without --resume)")
+        if path.stat().st_size == 0:
+            raise self._damaged(name, "it is empty")
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is unusable
-            raise RunError(f"cannot load {path}: {e}") from None
+        except Exception:  # noqa: BLE001 - any unpickling failure means the file is unusable
+            # torch's own message advises weights_only=False, i.e. running the file's code: never repeat it.
+            raise self._damaged(name, "it is not a checkpoint torch can read safely") from None
+
+    def _damaged(self, name: str, why: str) -> RunError:
+        return RunError(f"cannot load {self.file(name)}: the file is damaged ({why}). Restore a copy of it, or "
+                        f"start the run again with `resdyn train --out {self.path} --overwrite`")
 
     # -- summary --------------------------------------------------------------------------------------
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        text = json.dumps(summary, indent=2) + "\n"
+    def write_summary(self, summary: Summary) -> None:
+        text = json.dumps(summary.to_json(), indent=2) + "\n"
         atomic_write(self.file(self.SUMMARY), lambda f: f.write(text.encode()))
 
-    def read_summary(self) -> dict[str, Any] | None:
+    def read_summary(self) -> Summary | None:
         path = self.file(self.SUMMARY)
         if not path.exists():
             return None
         try:
-            return json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise RunError(f"{path} is corrupt: {e}") from None
+        return Summary.from_json(data, str(path))
+

@@ -37,8 +37,8 @@ def test_train_prints_table_and_writes_run(tmp_path, capsys):
     assert "test accuracy" in printed.out and f"results in {out}" in printed.out
     assert "epoch 1/1" in printed.err  # plain progress lines when not on a terminal
     summary = RunDir(out).read_summary()
-    assert summary["train_images"] == 256 and summary["test_images"] == 128 and summary["seed"] == 3
-    assert summary["command"].startswith("resdyn train --model resnet")
+    assert summary.train_images == 256 and summary.test_images == 128 and summary.seed == 3
+    assert summary.command.startswith("resdyn train --model resnet")
     # The same --out again is refused rather than overwritten.
     assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 1
     assert "already holds a run" in capsys.readouterr().err
@@ -48,8 +48,13 @@ def test_resume_extends_a_finished_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--epochs", "1", "--limit-train", "256", "--out", str(out)]) == 0
     assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
-    assert [m["epoch"] for m in RunDir(out).read_metrics()] == [1, 2]
-    assert RunDir(out).read_config()["train"]["epochs"] == 2
+    assert [m.epoch for m in RunDir(out).read_metrics()] == [1, 2]
+    # The folder keeps the config the run started with, and records what the resume changed.
+    assert RunDir(out).read_config()["train"]["epochs"] == 1
+    (resume,) = RunDir(out).read_resumes()
+    assert resume.overrides == [["train.epochs", 2]] and resume.from_epoch == 1 and resume.applied
+    assert resume.command == f"resdyn train --resume {out} --epochs 2"
+    assert RunDir(out).current_config()["train"]["epochs"] == 2
 
 
 def test_models_lists_counts(capsys):

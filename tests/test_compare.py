@@ -79,8 +79,8 @@ def test_compare_skips_finished_runs_and_resumes_interrupted_ones(tmp_path, monk
     assert [o.action for o in outcomes] == ["skipped", "resumed", "started"]
     assert calls == [("resnet-seed1", True), ("resnet-seed2", False)]
     assert RunDir(done.path).file("summary.json").stat().st_mtime_ns == finished_at
-    assert [m["epoch"] for m in RunDir(interrupted.path).read_metrics()] == [1, 2]
-    assert RunDir(interrupted.path).read_summary()["epochs"] == 2
+    assert [m.epoch for m in RunDir(interrupted.path).read_metrics()] == [1, 2]
+    assert RunDir(interrupted.path).read_summary().epochs == 2
 
     report, html_path, md_path = report_suite(suite)
     (group,) = [row for row in report.sections[0].table.rows]

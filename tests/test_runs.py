@@ -1,18 +1,33 @@
-"""The run folder: atomic writes, torn metrics lines, refusing to clobber a run, safe checkpoint loading."""
+"""The run folder: atomic writes, torn metrics lines, refusing to clobber a run, safe checkpoint loading, the
+lock that keeps a second training out, and typed records that old folders still read into."""
 
 import json
 import os
 import pickle
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from resdyn.runs import RunDir, RunError
+from resdyn.runs import Checkpoint, EarlyStopState, EpochRecord, RunDir, RunError, Summary, TrainState
+
+
+def checkpoint(epoch: int) -> Checkpoint:
+    return Checkpoint(TrainState(epoch=epoch, step=10 * epoch, versions=["abc"]), {"w": torch.arange(3)}, {},
+                      None, None, {"torch": torch.get_rng_state()}, {"train": {"epochs": 3}})
+
+
+def record(epoch: int, **changes) -> EpochRecord:
+    base = dict(step=epoch, lr=0.1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.1 * epoch,
+                epoch_time_s=1.0, eval_time_s=0.1, images_per_s=100.0)
+    return EpochRecord(epoch=epoch, **{**base, **changes})
 
 
 def test_checkpoint_round_trip_and_atomic_replace(tmp_path, monkeypatch):
     run = RunDir(tmp_path)
-    run.save_checkpoint({"epoch": 1, "w": torch.arange(3)})
+    run.save_checkpoint(checkpoint(1))
 
     def broken_save(obj, f):
         f.write(b"partial")
@@ -20,11 +35,32 @@ def test_checkpoint_round_trip_and_atomic_replace(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        run.save_checkpoint({"epoch": 2})
+        run.save_checkpoint(checkpoint(2))
     monkeypatch.undo()
-    state = run.load_checkpoint()
-    assert state["epoch"] == 1 and torch.equal(state["w"], torch.arange(3))
+    loaded = run.load_checkpoint()
+    assert loaded.state == checkpoint(1).state and torch.equal(loaded.model["w"], torch.arange(3))
     assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
+
+
+def test_a_checkpoint_written_by_format_1_still_resumes(tmp_path):
+    """Before the state was typed, the early-stopping state was a dict under "best"."""
+    old = {"format": 1, "epoch": 2, "step": 90, "train_time_s": 3.5, "model": {"w": torch.ones(2)},
+           "optimizer": {}, "ema": None, "swa": None, "rng": {"torch": torch.get_rng_state()}, "config": {},
+           "versions": ["abc"], "best": {"test_acc": 0.9, "val": 0.8, "val_epoch": 2, "bad_epochs": 0}}
+    torch.save(old, tmp_path / "checkpoint.pt")
+    state = RunDir(tmp_path).load_checkpoint().state
+    assert state == TrainState(2, 90, 3.5, 0.9, EarlyStopState(0.8, 2, 0), ["abc"], world_size=1)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 10, pickle.dumps({"epoch": 1})])
+def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path, content):
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    with pytest.raises(RunError) as e:
+        RunDir(tmp_path).load_checkpoint()
+    message = str(e.value)
+    assert str(tmp_path / "checkpoint.pt") in message and "damaged" in message
+    assert "--overwrite" in message and "Restore a copy" in message
+    assert "weights_only" not in message and "\n" not in message  # never torch's unsafe advice
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
@@ -32,8 +68,8 @@ def test_run_files_get_the_permissions_of_an_ordinary_file(tmp_path, umask, mode
     old = os.umask(umask)
     try:
         run = RunDir(tmp_path)
-        run.save_checkpoint({"epoch": 1})
-        run.write_summary({"test_acc": 0.5})
+        run.save_checkpoint(checkpoint(1))
+        run.write_summary(Summary(model="resnet", data="digits", params=1, test_acc=0.5))
     finally:
         os.umask(old)
     for name in ("checkpoint.pt", "summary.json"):
@@ -57,12 +93,33 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
 def test_torn_last_metrics_line_is_ignored_and_truncation(tmp_path):
     run = RunDir(tmp_path)
     for epoch in (1, 2, 3):
-        run.append_metrics({"epoch": epoch, "test_acc": 0.1 * epoch})
+        run.append_metrics(record(epoch, model={"lm_k": [0.1 * epoch]}))
     with open(run.file("metrics.jsonl"), "a") as f:
         f.write('{"epoch": 4, "te')
-    assert [r["epoch"] for r in run.read_metrics()] == [1, 2, 3]
+    assert run.read_metrics() == [record(e, model={"lm_k": [0.1 * e]}) for e in (1, 2, 3)]
     run.truncate_metrics(2)
-    assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
+    assert [r.epoch for r in run.read_metrics()] == [1, 2]
+
+
+def test_records_and_summaries_are_the_flat_json_of_earlier_versions(tmp_path):
+    """The model's reports sit beside the fixed keys, as before the types; a record lacking a fixed key, or
+    holding a wrong type, is named as corrupt."""
+    run = RunDir(tmp_path)
+    run.append_metrics(record(1, val_acc=0.5, model={"nfe_forward_mean": 26.0}))
+    line = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert line["nfe_forward_mean"] == 26.0 and line["val_acc"] == 0.5 and "val_loss" not in line
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n')
+    with pytest.raises(RunError, match="line 1 is corrupt: it lacks step, lr"):
+        run.read_metrics()
+    (tmp_path / "summary.json").write_text('{"model": "resnet", "data": "digits", "params": "many", "test_acc": 1}')
+    with pytest.raises(RunError, match="summary.json is corrupt: params: expected int"):
+        run.read_summary()
+    # A summary of main before Mult-Adds, depth and world size were recorded: those read as unknown.
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"model": "resnet", "data": "digits", "params": 5, "test_acc": 0.75, "lm_k": [0.5], "epochs": 2}))
+    summary = run.read_summary()
+    assert (summary.test_acc, summary.epochs, summary.model_metrics) == (0.75, 2, {"lm_k": [0.5]})
+    assert summary.mult_adds_per_image is None and summary.depth is None and summary.world_size is None
 
 
 def test_corrupt_metrics_line_in_the_middle_is_an_error(tmp_path):
@@ -74,7 +131,7 @@ def test_corrupt_metrics_line_in_the_middle_is_an_error(tmp_path):
 def test_create_refuses_an_existing_run(tmp_path):
     run = RunDir(tmp_path / "r")
     run.create("a = 1\n")
-    run.append_metrics({"epoch": 1})
+    run.append_metrics(record(1))
     with pytest.raises(RunError, match="already holds a run; continue it with `resdyn train --resume"):
         run.create("a = 2\n")
     run.create("a = 2\n", overwrite=True)
@@ -91,5 +148,39 @@ def test_missing_pieces_are_named(tmp_path):
     (tmp_path / "summary.json").write_text("{")
     with pytest.raises(RunError, match="summary.json is corrupt"):
         run.read_summary()
-    run.write_summary({"test_acc": 0.5})
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"test_acc": 0.5}
+    summary = Summary(model="resnet", data="digits", params=1, test_acc=0.5, model_metrics={"lm_k": [1.0]})
+    run.write_summary(summary)
+    assert run.read_summary() == summary
+
+
+def test_the_lock_refuses_a_second_holder_naming_the_first(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with run.lock() as previous:
+        assert previous is None
+        with pytest.raises(RunError) as e, RunDir(tmp_path / "run").lock():
+            pass
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in str(e.value)
+        assert "in use by another training" in str(e.value)
+    assert not run.file("lock").exists()  # released and removed
+    with run.lock():
+        pass
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+    """A process holding the lock is killed (-9): the kernel drops its flock, its file stays, and the next
+    training takes it over, reporting whose it was."""
+    run = RunDir(tmp_path)
+    code = ("import sys, time; from resdyn.runs import RunDir; "
+            f"lock = RunDir({str(tmp_path)!r}).lock(); lock.__enter__(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunError, match=f"pid {holder.pid} on"):
+            with run.lock():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.file("lock").exists()
+    with run.lock() as previous:
+        assert previous.startswith(f"pid {holder.pid} on {socket.gethostname()}")

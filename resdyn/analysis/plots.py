@@ -22,9 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-Record = Mapping[str, Any]
+from resdyn.runs import EpochRecord
+
 #: reads one number (or None) from an epoch's record
-Reading = Callable[[Record], float | None]
+Reading = Callable[[EpochRecord], float | None]
 
 DPI = 110
 WIDE = (8.5, 4.2)
@@ -38,7 +39,7 @@ class Series:
 
     label: str
     colour: str
-    seeds: Sequence[Sequence[Record]]
+    seeds: Sequence[Sequence[EpochRecord]]
     depth: int | None = None
     #: the label without its depth, so that e.g. resnet20 and resnet56 are joined in the memory plot
     family: str = ""
@@ -75,26 +76,27 @@ def number(value: Any) -> float | None:
     return float(value)
 
 
-def nfe(record: Record, direction: str) -> float | None:
+def nfe(reports: Mapping[str, Any], direction: str) -> float | None:
     """Function evaluations per ``direction`` ("forward" or "backward") pass: the sum over the model's ODE
     blocks of their ``*nfe_<direction>_mean`` values (a block may prefix its keys, or log one value per block in
-    a list), or None for a model without an ODE."""
+    a list) in what the model reported, or None for a model without an ODE."""
     pattern = re.compile(rf"(^|.*[^a-z])nfe_{direction}_mean$")
-    values = [v for k, v in record.items() if pattern.match(k)]
+    values = [v for k, v in reports.items() if pattern.match(k)]
     numbers = [n for v in values for n in map(number, v if isinstance(v, list) else [v]) if n is not None]
     return sum(numbers) if numbers else None
 
 
 def key(name: str) -> Reading:
-    """The reading of one numeric key."""
-    return lambda record: number(record.get(name))
+    """The reading of one numeric field of the record."""
+    return lambda record: number(getattr(record, name))
 
 
-def seed_curve(seeds: Sequence[Sequence[Record]], reading: Reading) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def seed_curve(seeds: Sequence[Sequence[EpochRecord]],
+               reading: Reading) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(epochs, mean, std) over the seeds at the epochs every seed has a value for, or None if there are none."""
     per_seed = []
     for records in seeds:
-        values = {r["epoch"]: v for r in records if "epoch" in r for v in [reading(r)] if v is not None}
+        values = {r.epoch: v for r in records for v in [reading(r)] if v is not None}
         if values:
             per_seed.append(values)
     if not per_seed:
@@ -218,9 +220,10 @@ def lr_plot(series: Sequence[Series]) -> Plot | None:
                 _png(figure))
 
 
-def _lm_k(seeds: Sequence[Sequence[Record]]) -> np.ndarray | None:
+def _lm_k(seeds: Sequence[Sequence[EpochRecord]]) -> np.ndarray | None:
     """k_n as an array (seed, epoch, layer) over the epochs every seed logged, or None without LM blocks."""
-    per_seed = [[r["lm_k"] for r in records if isinstance(r.get("lm_k"), list) and r["lm_k"]] for records in seeds]
+    per_seed = [[r.model["lm_k"] for r in records if isinstance(r.model.get("lm_k"), list) and r.model["lm_k"]]
+                for records in seeds]
     per_seed = [k for k in per_seed if k]
     if not per_seed:
         return None
@@ -282,8 +285,8 @@ def lm_k_heatmap(series: Sequence[Series]) -> Plot | None:
 
 def nfe_plot(series: Sequence[Series]) -> Plot | None:
     """Function evaluations per forward and backward pass of the ODE blocks, per epoch."""
-    forward = _curves(series, lambda r: nfe(r, "forward"))
-    backward = _curves(series, lambda r: nfe(r, "backward"))
+    forward = _curves(series, lambda r: nfe(r.model, "forward"))
+    backward = _curves(series, lambda r: nfe(r.model, "backward"))
     if not forward and not backward:
         return None
     figure = _figure()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import functools
 import html
 import json
 import re
@@ -29,12 +28,10 @@ from typing import Any
 import resdyn
 from resdyn.analysis.plots import MEMORY_KINDS, Plot, Series, all_plots, colours, nfe, number
 from resdyn.analysis.tables import format_table, human_bytes
-from resdyn.runs import RunDir, RunError
+from resdyn.runs import EpochRecord, RunDir, RunError, Summary, model_depth
 
 #: config keys that say how a run was executed, not what was run: runs differing only here are one experiment
 RUN_ONLY_KEYS = frozenset({"train.seed", "train.progress", "train.device", "data.dir", "data.download"})
-#: summary keys without which a run cannot be put in the table
-SUMMARY_KEYS = ("model", "data", "params", "test_acc")
 RUN_FILES = (RunDir.CONFIG, RunDir.METRICS, RunDir.CHECKPOINT, RunDir.SUMMARY)
 MISSING = "-"
 
@@ -45,9 +42,10 @@ class Run:
     """A finished run as read from its folder."""
 
     path: Path
+    #: the config the weights were last trained with (after any resume's overrides)
     config: dict[str, Any]
-    summary: dict[str, Any]
-    metrics: list[dict[str, Any]]
+    summary: Summary
+    metrics: list[EpochRecord]
 
     @property
     def name(self) -> str:
@@ -55,7 +53,7 @@ class Run:
 
     @property
     def model(self) -> str:
-        return self.config.get("model", {}).get("name", self.summary["model"])
+        return self.config.get("model", {}).get("name", self.summary.model)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -63,11 +61,11 @@ class Run:
 
     @property
     def dataset(self) -> str:
-        return self.config.get("data", {}).get("name", self.summary["data"])
+        return self.config.get("data", {}).get("name", self.summary.data)
 
     @property
     def seed(self) -> int | None:
-        return self.config.get("train", {}).get("seed", self.summary.get("seed"))
+        return self.config.get("train", {}).get("seed", self.summary.seed)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -106,15 +104,12 @@ def read_run(path: Path) -> Run:
     if not path.is_dir():
         raise RunError("not a folder")
     run = RunDir(path)
-    config = run.read_config()
+    config = run.current_config()
     metrics = run.read_metrics()
     summary = run.read_summary()
     if summary is None:
         raise RunError(f"unfinished: no {RunDir.SUMMARY} ({len(metrics)} epoch(s) in {RunDir.METRICS}); "
                        f"continue it with `resdyn train --resume {path}`")
-    if not isinstance(summary, dict) or any(k not in summary for k in SUMMARY_KEYS):
-        missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
-        raise RunError(f"{run.file(RunDir.SUMMARY)} is corrupt: it lacks {', '.join(missing)}")
     return Run(path, config, summary, metrics)
 
 
@@ -147,15 +142,6 @@ def experiment(run: Run) -> dict[str, Any]:
     return {k: v for k, v in flatten(run.config).items() if k not in RUN_ONLY_KEYS}
 
 
-def depth_of(model: str, options: Mapping[str, Any]) -> int | None:
-    """The ``depth`` option, else the first number in the model's name (``lm-resnet56`` -> 56), else None."""
-    depth = options.get("depth")
-    if isinstance(depth, int) and not isinstance(depth, bool):
-        return depth
-    match = re.match(r"[a-z_-]*?(\d+)", model)
-    return int(match.group(1)) if match else None
-
-
 def family_of(label: str, depth: int | None) -> str:
     """The label without its depth: resnet20 and resnet56 are both "resnet", resnet110-sd is "resnet-sd"."""
     if depth is None:
@@ -177,7 +163,9 @@ class Group:
 
     @property
     def depth(self) -> int | None:
-        return depth_of(self.first.model, self.first.options)
+        """The summary's depth; for a summary written before it held one, the same rule applied to the config."""
+        depth = self.first.summary.depth
+        return depth if depth is not None else model_depth(self.first.model, self.first.options)
 
     @property
     def family(self) -> str:
@@ -221,26 +209,10 @@ def _mean(values: Iterable[Any]) -> float | None:
     return statistics.fmean(numbers) if numbers else None
 
 
-@functools.cache
-def mult_adds_per_image(model: str, options_json: str, dataset: str) -> int | None:
-    """Multiply-accumulates of one forward pass at the dataset's input size (None if the model cannot be built:
-    e.g. a name no longer registered). Builds the model, so it is cached per (model, options, dataset)."""
-    from resdyn.analysis.profile import mult_adds
-    from resdyn.data import DATASETS
-    from resdyn.nets import build_model
-
-    try:
-        info = DATASETS.get(dataset)().info
-        net = build_model(model, info.in_channels, info.num_classes, **json.loads(options_json))
-    except (KeyError, TypeError, ValueError):
-        return None
-    return mult_adds(net, (info.in_channels, *info.image_size))
-
-
 def _nfe(run: Run, direction: str) -> float | None:
     """The last epoch's mean NFE (the summary's where there are no per-epoch records)."""
-    records = [*run.metrics[-1:], run.summary]
-    return next((v for r in records for v in [nfe(r, direction)] if v is not None), None)
+    reports = [*(r.model for r in run.metrics[-1:]), run.summary.model_metrics]
+    return next((v for r in reports for v in [nfe(r, direction)] if v is not None), None)
 
 
 def _si(n: float | None) -> str:
@@ -287,21 +259,21 @@ def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, s
 
     rows = []
     for g in groups:
-        acc = [100 * float(r.summary["test_acc"]) for r in g.runs]
+        acc = [100 * r.summary.test_acc for r in g.runs]
         error = mean_std([100 - a for a in acc])
-        macs = mult_adds_per_image(g.first.model, json.dumps(g.first.options, sort_keys=True), dataset)
+        macs = g.first.summary.mult_adds_per_image
         row = [g.label, MISSING if g.depth is None else str(g.depth), str(len(g.runs)), _pm(*mean_std(acc)),
                _pm(*error)]
         if with_paper:
             p = paper[g.label]
             row += [MISSING, MISSING] if p is None else [f"{p:.2f}", f"{error[0] - p:+.2f}"]
-        row += [f"{int(g.first.summary['params']):,}", _si(macs), _si(None if macs is None else 128 * macs),
-                _seconds(_mean(r.summary.get("train_time_per_epoch_s") for r in g.runs)),
-                _seconds(_mean(r.summary.get("eval_time_per_epoch_s") for r in g.runs))]
+        row += [f"{g.first.summary.params:,}", _si(macs), _si(None if macs is None else 128 * macs),
+                _seconds(_mean(r.summary.train_time_per_epoch_s for r in g.runs)),
+                _seconds(_mean(r.summary.eval_time_per_epoch_s for r in g.runs))]
         if with_nfe:
             row += [_nfe_cell(g, "forward"), _nfe_cell(g, "backward")]
-        memory = _mean(r.summary.get("peak_memory_bytes") for r in g.runs)
-        checkpoint = _mean(r.summary.get("checkpoint_bytes") for r in g.runs)
+        memory = _mean(r.summary.peak_memory_bytes for r in g.runs)
+        checkpoint = _mean(r.summary.checkpoint_bytes for r in g.runs)
         row += [human_bytes(None if memory is None else round(memory)),
                 human_bytes(None if checkpoint is None else round(checkpoint))]
         rows.append(row)
@@ -325,14 +297,15 @@ def _notes(groups: Sequence[Group], with_paper: bool, with_nfe: bool) -> list[st
         notes.append("Δ error: mean test error minus the paper's, in percentage points"
                      + (f"; papers: {'; '.join(sources)}." if sources else "."))
     notes.append("Mult-Adds: multiply-accumulates of one forward pass at the dataset's input size, counted by "
-                 "PyTorch's FlopCounterMode in eval mode (convolutions and matrix products).")
+                 "PyTorch's FlopCounterMode in eval mode (convolutions and matrix products) when the run finished; "
+                 "- for runs whose summary predates the count.")
     if with_nfe:
         notes.append("NFE: vector-field evaluations per pass in the last epoch, summed over the ODE blocks.")
-    kinds = sorted({str(r.summary.get("peak_memory_kind")) for r in runs if r.summary.get("peak_memory_kind")})
+    kinds = sorted({r.summary.peak_memory_kind for r in runs if r.summary.peak_memory_kind})
     if kinds:
         notes.append("Peak memory: " + ", ".join(MEMORY_KINDS.get(k, k) for k in kinds) + "; checkpoint: size of "
                      "checkpoint.pt (weights, optimiser and resume state).")
-    devices = sorted({str(r.summary["device"]) for r in runs if r.summary.get("device")})
+    devices = sorted({r.summary.device for r in runs if r.summary.device})
     if devices:
         notes.append("Times measured on " + "; ".join(devices) + ".")
     return notes
@@ -367,8 +340,8 @@ def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") 
     sections = []
     for name, groups in grouped.items():
         series = [Series(g.label, palette[g.label], [r.metrics for r in g.runs], g.depth, g.family,
-                         _mean(r.summary.get("peak_memory_bytes") for r in g.runs)) for g in groups]
-        kinds = {r.summary.get("peak_memory_kind") for g in groups for r in g.runs}
+                         _mean(r.summary.peak_memory_bytes for r in g.runs)) for g in groups]
+        kinds = {r.summary.peak_memory_kind for g in groups for r in g.runs}
         sections.append(Section(dataset_table(name, groups, palette),
                                 all_plots(series, kinds.pop() if len(kinds) == 1 else None)))
     labels = {r.path: g.label for groups in grouped.values() for g in groups for r in g.runs}
@@ -394,16 +367,19 @@ def _png_name(dataset: str, plot: Plot) -> str:
 
 def _provenance(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["run folder", "model", "seed", "epochs", "test acc (%)", "weights", "device", "commit", "command"]
-    rows = [[str(r.path), report.labels.get(r.path, r.model), str(r.seed), str(r.summary.get("epochs", MISSING)),
-             f"{100 * float(r.summary['test_acc']):.2f}", str(r.summary.get("final_weights", MISSING)),
-             str(r.summary.get("device") or MISSING), _versions(r.summary),
-             str(r.summary.get("command") or MISSING)] for r in report.runs]
+    rows = [[str(r.path), report.labels.get(r.path, r.model), str(r.seed), _text(r.summary.epochs),
+             f"{100 * r.summary.test_acc:.2f}", _text(r.summary.final_weights), _text(r.summary.device),
+             _versions(r.summary), _text(r.summary.command)] for r in report.runs]
     return headers, rows
 
 
-def _versions(summary: dict[str, Any]) -> str:
+def _text(value: Any) -> str:
+    return MISSING if value is None or value == "" else str(value)
+
+
+def _versions(summary: Summary) -> str:
     """The commits that trained a run, shortened, in order ("a1b2c3d4e5-dirty -> f6a7b8c9d0" after a resume)."""
-    versions = summary.get("commits") or [summary.get("commit")]
+    versions = summary.commits or [summary.commit]
     return " -> ".join(v[:10] + ("-dirty" if v.endswith("-dirty") else "") if v else MISSING for v in versions)
 
 

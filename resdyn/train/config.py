@@ -8,6 +8,7 @@ from its folder alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ class TrainConfig:
     compile: bool = False
     seed: int = 0
     device: str = "auto"
+    #: data-parallel runs (torchrun): synchronise BatchNorm statistics over all processes' images
+    sync_bn: bool = False
     #: progress: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "off"
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
 
@@ -142,7 +145,30 @@ class Config:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
         if self.train.ema_decay is not None and not 0 < self.train.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in (0, 1), got {self.train.ema_decay}")
+        for name in ("limit_train", "limit_test"):
+            limit = getattr(self.data, name)
+            if limit is not None and limit < 1:
+                raise ConfigError(f"data.{name} must be at least 1 image (leave it out for the whole split), "
+                                  f"got {limit}")
+        for key, value in _floats(self.to_dict()):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}")
+        if self.optim.lr < 0:
+            raise ConfigError(f"optim.lr must be >= 0, got {self.optim.lr}")
         return self
+
+
+def _floats(table: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
+    """Every float of a nested table (lists included), with its dotted key."""
+    found = []
+    for key, value in table.items():
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, dict):
+                found += _floats(v, f"{prefix}{key}.")
+            elif isinstance(v, float):
+                found.append((f"{prefix}{key}", v))
+    return found
 
 
 def _drop_none(value: Any) -> Any:
@@ -178,14 +204,23 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """Return a copy of ``config`` with ``section.key=value`` (or ``model.options.key=value``) applied."""
-    data = dataclasses.asdict(config)
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """``section.key=value`` texts as (dotted key, value) pairs, each value parsed by :func:`parse_value`."""
+    pairs = []
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. optim.lr=0.05)")
-        parts = key.strip().split(".")
+        pairs.append((key.strip(), parse_value(text.strip())))
+    return pairs
+
+
+def set_values(config: Config, values: list[tuple[str, Any]], source: str = "--set") -> Config:
+    """Return a copy of ``config`` with each (dotted key, value) assigned as given, types checked; a value is
+    never re-read as text, so a flag's string (a path with a backslash) stays exactly that string."""
+    data = dataclasses.asdict(config)
+    for key, value in values:
+        parts = key.split(".")
         node = data
         for i, part in enumerate(parts[:-1]):
             if i >= 2 and part not in node:
@@ -193,7 +228,12 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             if part not in node or not isinstance(node[part], dict):
                 where = ".".join(parts[:i]) or "config"
                 valid = ", ".join(k for k, v in node.items() if isinstance(v, dict))
-                raise ConfigError(f"override {item!r}: {where} has no section {part!r}; valid: {valid}")
+                raise ConfigError(f"override {key}={value!r}: {where} has no section {part!r}; valid: {valid}")
             node = node[part]
-        node[parts[-1]] = parse_value(text.strip())
-    return Config.from_dict(data, source="--set")
+        node[parts[-1]] = value
+    return Config.from_dict(data, source=source)
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Return a copy of ``config`` with ``section.key=value`` (or ``model.options.key=value``) applied."""
+    return set_values(config, parse_overrides(overrides))

@@ -1,117 +1,344 @@
-"""The training loop: one visible loop over epochs and steps, with small helpers around it.
+"""The training loop: a few named phases around one visible loop over epochs and steps.
 
-``train(config, out)`` writes the run folder as it goes (see ``resdyn.runs``): config first, then after every
-epoch a metrics line and an atomic checkpoint, and the summary at the end. ``train(..., resume=True)``
-continues from the checkpoint; on the CPU the result is bit-identical to a run that was never stopped,
-because everything random is either derived from (seed, epoch) or restored from the checkpoint.
+``train(config, out)`` is::
+
+    data = load_data(...)                     # the splits, resident on the device
+    parts = build_parts(...)                  # model, optimiser, weight averages, precision
+    state = start_or_resume(...)              # a fresh TrainState, or the checkpoint's
+    for epoch in ...:
+        stats = train_epoch(...)              # the inner loop over the batches
+        record = evaluate_epoch(...)          # test (and validation) scores, the model's own reports
+        ... early stopping, checkpoint ...
+    summary = finish(...)                     # the final weights' scores, summary.json
+
+It writes the run folder as it goes (see ``resdyn.runs``): config first, then after every epoch a metrics line
+and an atomic checkpoint, and the summary at the end, holding the folder's lock throughout.
+``train(..., resume=True)`` continues from the checkpoint; on the CPU the result is bit-identical to a run
+that was never stopped, because everything random is either derived from (seed, epoch) or restored from the
+checkpoint.
+
+Under ``torchrun`` every process runs this same code (see ``resdyn.distributed``): each trains on its part of
+every global batch (``train.batch_size`` images), gradients are averaged by DistributedDataParallel, metrics
+are summed over the processes, and only rank 0 touches the run folder.
 """
 
 from __future__ import annotations
 
-import platform
-import resource
-import subprocess
+import copy
+import datetime
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from resdyn.data import Augment, DeviceLoader, Split, load_dataset, split_validation, take
+from resdyn import provenance
+from resdyn.analysis.profile import mult_adds
+from resdyn.data import Augment, DatasetInfo, DeviceLoader, Split, load_dataset, split_validation, take
+from resdyn.device import describe_device, peak_memory_bytes, resolve_device
+from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.errors import ResdynError
 from resdyn.metrics import extra_loss, model_metrics
 from resdyn.nets import build_model
-from resdyn.runs import RunDir, RunError
+from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, Summary, TrainState, model_depth
 from resdyn.train.config import Config, dump_config
 from resdyn.train.optim import build_optimizer, lr_at, penalised_weights, weight_penalty
 from resdyn.train.progress import Progress
 
-CHECKPOINT_FORMAT = 1
-EpochHook = Callable[[int, dict[str, Any]], None]
+EpochHook = Callable[[int, EpochRecord], None]
 
 
 class NonFiniteLossError(ResdynError, RuntimeError):
-    """The loss became NaN or infinite; the run stops and its last checkpoint is left as it was."""
+    """The loss became NaN or infinite; the run stops and its last checkpoint (if any) is left as it was."""
 
-    def __init__(self, step: int, epoch: int, batch: int, run: Path) -> None:
+    def __init__(self, step: int, epoch: int, batch: int, run: Path, checkpointed: bool) -> None:
         self.step, self.epoch, self.batch = step, epoch, batch
-        super().__init__(
-            f"non-finite loss at step {step} (epoch {epoch}, batch {batch}); the run stopped and "
-            f"{run / RunDir.CHECKPOINT} still holds the last good epoch. Try a lower optim.lr, "
-            "schedule.warmup_epochs, or train.grad_clip, then `resdyn train --resume` with --set overrides."
-        )
+        if checkpointed:
+            where = (f"{run / RunDir.CHECKPOINT} still holds the last good epoch. Try a lower optim.lr, "
+                     "schedule.warmup_epochs, or train.grad_clip, then `resdyn train --resume` with --set overrides.")
+        else:
+            where = ("no epoch had finished, so there is no checkpoint to resume. Try a lower optim.lr, "
+                     f"schedule.warmup_epochs, or train.grad_clip, and start again with --out {run} --overwrite.")
+        super().__init__(f"non-finite loss at step {step} (epoch {epoch}, batch {batch}); the run stopped and {where}")
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" means CUDA when there is a GPU, else the CPU; an unavailable device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but this machine has no CUDA GPU; use --device cpu")
-    return device
+# -- data -------------------------------------------------------------------------------------------------
+@dataclass
+class Data:
+    """The splits of a run, on the device: training (shuffled, augmented), test, and validation if held out."""
+
+    info: DatasetInfo
+    train: DeviceLoader
+    test: DeviceLoader
+    val: DeviceLoader | None
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+def load_data(config: Config, device: torch.device, channels_last: bool) -> Data:
+    """Load the dataset, hold out the validation split, apply the limits, and put every split on the device."""
+    dc, tc = config.data, config.train
+    dataset = load_dataset(dc.name, dc.dir, download=dc.download)
+    train_split: Split = dataset.train
+    val_split: Split | None = None
+    if dc.val_fraction > 0:
+        train_split, val_split = split_validation(train_split, dc.val_fraction, tc.seed)
+    train_split = take(train_split, dc.limit_train, tc.seed)
+    test_split = take(dataset.test, dc.limit_test, tc.seed)
+    augment = Augment(crop_padding=dc.crop_padding, flip=dc.flip) if dc.augment else None
+    train_loader = DeviceLoader(train_split, dataset.info, tc.batch_size, device=device, shuffle=True,
+                                augment=augment, seed=tc.seed, channels_last=channels_last)
+
+    def eval_loader(split: Split) -> DeviceLoader:
+        return DeviceLoader(split, dataset.info, tc.eval_batch_size, device=device, channels_last=channels_last)
+
+    return Data(dataset.info, train_loader, eval_loader(test_split),
+                eval_loader(val_split) if val_split is not None else None)
 
 
-def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
-    """Peak memory and what it measures: CUDA's allocator peak on a GPU, the process's max RSS on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"
+def shard(loader: DeviceLoader, world: World, train: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """This process's part of each of the loader's (global) batches, with the global batch's size.
 
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def source_version(root: Path = PACKAGE_ROOT) -> str | None:
-    """The git commit of the checkout at ``root`` (by default the one this resdyn runs from), with a ``-dirty``
-    suffix when tracked files differ from it; ``None`` when ``root`` is not the top of a git checkout, e.g. for
-    a copy of resdyn installed into site-packages, which must not report the commit of a repository around it."""
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=root)
-        if out.returncode != 0:
-            raise OSError(out.stderr)
-        return out.stdout.strip()
-
-    try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != root.resolve():
-            return None
-        head = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head}-dirty" if dirty else head
-
-
-# The code this process runs is the code it imported, so its version is read once, at import: a run started
-# later in a long-lived process (a `resdyn compare` suite) must not report a commit made after the import.
-LOADED_VERSION = source_version()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Any) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``loader``; one host sync at the end."""
-    model.eval()
-    loss_sum = torch.zeros((), device=loader.device)
-    correct = torch.zeros((), device=loader.device, dtype=torch.long)
-    count = 0
+    Every process draws the same global batch (the order and augmentation depend only on seed and epoch) and
+    keeps its rank's slice, so the union over ranks is exactly what one process would train on. A last training
+    batch too small to give every process an image is dropped (DistributedDataParallel needs every process to
+    take every step); evaluation keeps every image.
+    """
     for x, y in loader:
-        with autocast():
-            logits = model(x)
-        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        count += len(y)
-    return loss_sum.item() / count, correct.item() / count
+        n = len(y)
+        if world.size > 1:
+            if train and n < world.size:
+                continue
+            x, y = x.tensor_split(world.size)[world.rank], y.tensor_split(world.size)[world.rank]
+        yield x, y, n
+
+
+def train_steps(loader: DeviceLoader, world: World) -> int:
+    """Steps in a training epoch: the loader's batches less a last one :func:`shard` drops."""
+    last = len(loader.labels) - (len(loader) - 1) * loader.batch_size
+    return len(loader) - (1 if world.size > 1 and last < world.size else 0)
+
+
+# -- model and optimiser ----------------------------------------------------------------------------------
+@dataclass
+class Parts:
+    """What trains: the model, the callable that runs it (compiled and/or data-parallel), the optimiser, the
+    weight averages, the loss, and the precision."""
+
+    model: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    ema: AveragedModel | None
+    swa: AveragedModel | None
+    penalised: list[nn.Parameter]
+    criterion: nn.Module
+    bf16: bool
+
+    def autocast(self, device: torch.device) -> Any:
+        return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+
+def build_parts(config: Config, info: DatasetInfo, device: torch.device, channels_last: bool, world: World) -> Parts:
+    """Build the model from the registry, its optimiser and weight averages (consuming the seeded RNG in a fixed
+    order, which exact resume relies on)."""
+    tc = config.train
+    model = build_model(config.model.name, info.in_channels, info.num_classes, **config.model.options)
+    if tc.sync_bn:
+        model = sync_batchnorm(model)
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, config.optim)
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
+        if tc.ema_decay is not None else None
+    )
+    swa = AveragedModel(model) if tc.swa_start is not None else None
+    forward: nn.Module = model
+    if world.size > 1:
+        # Unused parameters are expected: stochastic depth and drop-path skip branches on some steps.
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=True)
+    if tc.compile:
+        forward = torch.compile(forward)
+    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
+    criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
+    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, bf16)
+
+
+# -- start or resume --------------------------------------------------------------------------------------
+def _on_main(world: World, action: Callable[[], Any]) -> Any:
+    """Run ``action`` on rank 0 and give every process its result; an error there is raised everywhere (rather
+    than leaving the other processes waiting for rank 0)."""
+    result, error = None, None
+    if world.is_main:
+        try:
+            result = action()
+        except ResdynError as e:
+            error = e
+    if world.size == 1:
+        if error is not None:
+            raise error
+        return result
+    result, message = world.broadcast((result, None if error is None else str(error)))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise RunError(f"rank 0: {message}")
+    return result
+
+
+def start_or_resume(run: RunDir, config: Config, parts: Parts, device: torch.device, world: World, *,
+                    resume: bool, overwrite: bool, overrides: list[tuple[str, Any]], command: str | None,
+                    progress: Progress) -> TrainState:
+    """A new run (config.toml written) or the checkpoint's state restored into ``parts`` (the resume and its
+    overrides recorded in the folder); rank 0 reads the folder and shares what it read."""
+    version = provenance.loaded_version()
+    if not resume:
+        _on_main(world, lambda: run.create(dump_config(config), overwrite=overwrite))
+        return TrainState(versions=[version], world_size=world.size)
+
+    def load() -> Checkpoint:
+        checkpoint = run.load_checkpoint(map_location="cpu")
+        run.reopen(checkpoint.state.epoch)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        run.add_resume(Resume(checkpoint.state.epoch, command, [list(o) for o in overrides], config.to_dict(),
+                              started))
+        return checkpoint
+
+    checkpoint = _on_main(world, load)
+    parts.model.load_state_dict(checkpoint.model)
+    parts.optimizer.load_state_dict(checkpoint.optimizer)
+    if parts.ema is not None:
+        parts.ema.load_state_dict(checkpoint.ema)
+    if parts.swa is not None:
+        parts.swa.load_state_dict(checkpoint.swa)
+    state = checkpoint.state
+    if state.world_size == world.size:
+        _set_rng_state(checkpoint.rng, device, world)
+    else:
+        # The data order depends only on (seed, epoch), so the run goes on as it would have; only the model's own
+        # random draws (stochastic depth, noise) differ from an uninterrupted run, as they would anyway.
+        torch.manual_seed(_rank_seed(config.train.seed, world.rank, state.epoch))
+        progress.message(f"resuming with {world.size} process(es) a run last trained with {state.world_size}")
+    state.versions = state.versions if state.versions[-1] == version else [*state.versions, version]
+    state.world_size = world.size
+    progress.message(f"resuming {run.path} after epoch {state.epoch}")
+    return state
+
+
+def _rank_seed(seed: int, rank: int, epoch: int) -> int:
+    return (seed * 1_000_003 + rank) * 1_000_003 + epoch
+
+
+def _rng_state(device: torch.device, world: World) -> dict[str, torch.Tensor]:
+    """Every process's generator states: ``torch`` and ``cuda`` for rank 0, ``torch:R`` and ``cuda:R`` for rank R."""
+    own = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        own["cuda"] = torch.cuda.get_rng_state(device)
+    merged: dict[str, torch.Tensor] = {}
+    for rank, states in enumerate(world.gather(own)):
+        merged.update({key if rank == 0 else f"{key}:{rank}": value for key, value in states.items()})
+    return merged
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device, world: World) -> None:
+    suffix = "" if world.rank == 0 else f":{world.rank}"
+    torch.set_rng_state(state[f"torch{suffix}"])
+    if device.type == "cuda" and f"cuda{suffix}" in state:
+        torch.cuda.set_rng_state(state[f"cuda{suffix}"], device)
+
+
+# -- one epoch --------------------------------------------------------------------------------------------
+@dataclass
+class EpochStats:
+    """What the inner loop measured: mean training loss and accuracy over every process's images, the last lr."""
+
+    train_loss: float
+    train_acc: float
+    images: int
+    lr: float
+    time_s: float
+
+
+def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: TrainState, epoch: int,
+                device: torch.device, world: World, run: RunDir, progress: Progress) -> EpochStats:
+    """One pass over the training set; advances ``state.step`` and ``state.train_time_s``."""
+    tc = config.train
+    model, optimizer = parts.model, parts.optimizer
+    steps_per_epoch = train_steps(loader, world)
+    # On a GPU each .item() stalls the pipeline, so the loss is looked at every few steps; the check still
+    # names the first bad step, because that step is recorded on the device.
+    check_every = 1 if device.type == "cpu" else 25
+    in_swa = parts.swa is not None and epoch >= tc.swa_start
+    model.train()
+    loader.set_epoch(epoch)
+    progress.start(f"epoch {epoch}/{tc.epochs}", steps_per_epoch)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    first_bad = torch.full((), -1, device=device, dtype=torch.long)
+    seen = 0
+    lr = 0.0
+    epoch_start_step = state.step
+    t0 = time.perf_counter()
+    for batch, (x, y, global_batch) in enumerate(shard(loader, world, train=True)):
+        lr = tc.swa_lr if in_swa and tc.swa_lr is not None else lr_at(
+            config.schedule, config.optim.lr, tc.epochs, state.step, steps_per_epoch
+        )
+        _set_lr(optimizer, lr)
+        with parts.autocast(device):
+            logits = parts.forward(x)
+            loss = parts.criterion(logits.float(), y)
+        # DistributedDataParallel averages the processes' gradients; weighting each process's mean loss by its
+        # share of the global batch makes that average the gradient of the global batch's mean loss.
+        total = loss * (len(y) * world.size / global_batch) if world.size > 1 else loss
+        for term in (weight_penalty(parts.penalised, config.optim.l1, config.optim.l2), extra_loss(model)):
+            if term is not None:
+                total = total + term
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if tc.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        optimizer.step()
+        if parts.ema is not None:
+            parts.ema.update_parameters(model)
+
+        detached = total.detach()
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step, first_bad)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        state.step += 1
+        if state.step % check_every == 0 or batch == steps_per_epoch - 1:
+            bad = _first_bad_step(first_bad, world)
+            if bad >= 0:
+                raise NonFiniteLossError(bad, epoch, bad - epoch_start_step + 1, run.path,
+                                         checkpointed=state.epoch > 0)
+            progress.update(batch + 1, detached.item())
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    epoch_time = time.perf_counter() - t0
+    state.train_time_s += epoch_time
+    if world.size > 1:
+        world.sum_(loss_sum)
+        world.sum_(correct)
+        seen = int(world.sum_(torch.tensor(seen)).item())
+    if in_swa:
+        parts.swa.update_parameters(model)
+    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time)
+
+
+def _first_bad_step(first_bad: torch.Tensor, world: World) -> int:
+    """The first step (over every process) whose loss was not finite, or -1."""
+    if world.size == 1:
+        return int(first_bad.item())
+    never = torch.iinfo(torch.long).max
+    earliest = int(world.min_(torch.where(first_bad < 0, never, first_bad).cpu()).item())
+    return -1 if earliest == never else earliest
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -119,19 +346,51 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
+# -- evaluation -------------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any],
+             world: World | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``loader`` (each process scores its part of every batch, and the
+    sums are added up); one host sync at the end."""
+    world = world or World()
+    model.eval()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    count = 0
+    for x, y, _ in shard(loader, world, train=False):
+        if len(y) == 0:
+            continue
+        with autocast():
+            logits = model(x)
+        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        count += len(y)
+    if world.size > 1:
+        world.sum_(loss_sum)
+        world.sum_(correct)
+        count = int(world.sum_(torch.tensor(count)).item())
+    return loss_sum.item() / count, correct.item() / count
 
 
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+def evaluate_epoch(parts: Parts, data: Data, stats: EpochStats, epoch: int, step: int, device: torch.device,
+                   world: World) -> EpochRecord:
+    """The epoch's record: the scored weights (the EMA's when there is one) on test and validation data, and
+    what the model reports about itself."""
+    scored = parts.ema.module if parts.ema is not None else parts.model
+    autocast = lambda: parts.autocast(device)  # noqa: E731
+    t1 = time.perf_counter()
+    test_loss, test_acc = evaluate(scored, data.test, autocast, world)
+    val_loss, val_acc = evaluate(scored, data.val, autocast, world) if data.val is not None else (None, None)
+    return EpochRecord(
+        epoch=epoch, step=step, lr=stats.lr, train_loss=stats.train_loss, train_acc=stats.train_acc,
+        test_loss=test_loss, test_acc=test_acc, val_loss=val_loss, val_acc=val_acc,
+        # Reporting may reset a module's counters (an ODE block's NFE), so read it once and keep the result.
+        model=world.mean_metrics(model_metrics(parts.model)),
+        epoch_time_s=stats.time_s, eval_time_s=time.perf_counter() - t1, images_per_s=stats.images / stats.time_s,
+    )
 
 
+# -- the run ----------------------------------------------------------------------------------------------
 def train(
     config: Config,
     out: str | Path,
@@ -141,246 +400,141 @@ def train(
     on_epoch_end: EpochHook | None = None,
     progress: Progress | None = None,
     command: str | None = None,
-) -> dict[str, Any]:
+    overrides: list[tuple[str, Any]] | None = None,
+) -> Summary:
     """Train ``config`` into the run folder ``out`` and return the summary (also written to summary.json).
 
-    ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is safely on disk.
+    ``on_epoch_end(epoch, record)`` is called after each epoch's checkpoint is safely on disk. ``overrides``
+    (dotted key, value) are what this resume changed in the stored config; they are recorded in the folder.
     """
     config.validate()
     run = RunDir(out)
     tc = config.train
     device = resolve_device(tc.device)
+    world = join_world(device.type)
+    if world.size > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", world.local_rank)
     progress = progress or Progress(tc.progress)
+    if not world.is_main:
+        progress = Progress("off")
     torch.manual_seed(tc.seed)
     if device.type == "cuda":
+        torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.cuda.reset_peak_memory_stats(device)
 
-    # -- data ------------------------------------------------------------------------------------------
-    dc = config.data
-    dataset = load_dataset(dc.name, dc.dir, download=dc.download)
-    info = dataset.info
-    train_split: Split = dataset.train
-    val_split: Split | None = None
-    if dc.val_fraction > 0:
-        train_split, val_split = split_validation(train_split, dc.val_fraction, tc.seed)
-    train_split = take(train_split, dc.limit_train, tc.seed)
-    test_split = take(dataset.test, dc.limit_test, tc.seed)
-    channels_last = tc.channels_last if tc.channels_last is not None else device.type == "cuda"
-    augment = Augment(crop_padding=dc.crop_padding, flip=dc.flip) if dc.augment else None
-    train_loader = DeviceLoader(
-        train_split, info, tc.batch_size, device=device, shuffle=True, augment=augment, seed=tc.seed,
-        channels_last=channels_last,
-    )
+    with ExitStack() as holding:
+        if world.is_main:
+            took_over = holding.enter_context(run.lock())
+            if took_over:
+                progress.message(f"took over the lock of {run.path} left by a training that is gone ({took_over})")
+        channels_last = tc.channels_last if tc.channels_last is not None else device.type == "cuda"
+        data = load_data(config, device, channels_last)
+        parts = build_parts(config, data.info, device, channels_last, world)
+        if world.size > 1:
+            # Every process built the same initial weights; the model's own random draws must differ by rank.
+            torch.manual_seed(_rank_seed(tc.seed, world.rank, 0))
+        state = start_or_resume(run, config, parts, device, world, resume=resume, overwrite=overwrite,
+                                overrides=overrides or [], command=command, progress=progress)
 
-    def eval_loader(split: Split) -> DeviceLoader:
-        return DeviceLoader(split, info, tc.eval_batch_size, device=device, channels_last=channels_last)
+        stopped_early = False
+        last: EpochRecord | None = None
+        for epoch in range(state.epoch + 1, tc.epochs + 1):
+            stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress)
+            last = evaluate_epoch(parts, data, stats, epoch, state.step, device, world)
+            state.epoch = epoch
+            state.best_test_acc = max(state.best_test_acc, last.test_acc)
+            if tc.early_stop_patience is not None:
+                stopped_early = state.early_stop.update(getattr(last, tc.early_stop_metric), epoch,
+                                                        tc.early_stop_metric == "val_acc", tc.early_stop_patience)
+            save_epoch(run, config, parts, state, last, device, world)
+            progress.end(_epoch_line(last))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, last)
+            if stopped_early:
+                progress.message(f"early stop: {tc.early_stop_metric} has not improved for "
+                                 f"{tc.early_stop_patience} epochs (best at epoch {state.early_stop.best_epoch})")
+                break
+        return finish(run, config, parts, data, state, last, stopped_early, device, world, command)
 
-    test_loader = eval_loader(test_split)
-    val_loader = eval_loader(val_split) if val_split is not None else None
 
-    # -- model and optimiser ---------------------------------------------------------------------------
-    model = build_model(config.model.name, info.in_channels, info.num_classes, **config.model.options).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = build_optimizer(model, config.optim)
-    penalised = penalised_weights(model)
-    ema = (
-        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
-        if tc.ema_decay is not None else None
-    )
-    swa = AveragedModel(model) if tc.swa_start is not None else None
-    forward = torch.compile(model) if tc.compile else model
-    use_bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
+def save_epoch(run: RunDir, config: Config, parts: Parts, state: TrainState, record: EpochRecord,
+               device: torch.device, world: World) -> None:
+    """The epoch's metrics line, best.pt when validation improved, then the checkpoint (rank 0 writes)."""
+    scored = parts.ema.module if parts.ema is not None else parts.model
+    rng = _rng_state(device, world)
+    if not world.is_main:
+        return
+    if config.train.early_stop_patience is not None and state.early_stop.best_epoch == state.epoch:
+        run.save_best(scored.state_dict(), state.epoch)
+    # Metrics first, then the checkpoint: a kill in between leaves a metrics line that resume drops.
+    run.append_metrics(record)
+    run.save_checkpoint(Checkpoint(
+        copy.deepcopy(state), parts.model.state_dict(), parts.optimizer.state_dict(),
+        parts.ema.state_dict() if parts.ema is not None else None,
+        parts.swa.state_dict() if parts.swa is not None else None, rng, config.to_dict(),
+    ))
+    run.mark_resume_applied()
 
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.train.label_smoothing)
-    steps_per_epoch = len(train_loader)
+def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainState, last: EpochRecord | None,
+           stopped_early: bool, device: torch.device, world: World, command: str | None) -> Summary:
+    """Choose the final weights (EMA, SWA, or the best validation epoch's), score them, write the summary."""
+    tc = config.train
+    model = parts.model
+    final, final_kind = (parts.ema.module, "ema") if parts.ema is not None else (model, "last")
+    if parts.swa is not None and state.epoch >= tc.swa_start:
+        torch.optim.swa_utils.update_bn((x for x, _, _ in shard(data.train, world, train=False)), parts.swa,
+                                        device=device)
+        final, final_kind = parts.swa.module, "swa"
+    if tc.early_stop_patience is not None:
+        best = _on_main(world, lambda: run.load_best(map_location="cpu") if run.file(RunDir.BEST).exists() else None)
+        if best is not None:
+            model.load_state_dict(best[0])
+            final, final_kind = model, f"best_val_epoch_{best[1]}"
+    test_loss, test_acc = evaluate(final, data.test, lambda: parts.autocast(device), world)
+    final_metrics = world.mean_metrics(model_metrics(final))
+    if not world.is_main:
+        return world.broadcast(None)
 
-    # -- start or resume -------------------------------------------------------------------------------
-    start_epoch, step, train_time = 0, 0, 0.0
-    best: dict[str, Any] = {"test_acc": -1.0, "val": None, "val_epoch": 0, "bad_epochs": 0}
-    # The code that trained the run: the version that started it, then each different one that resumed it.
-    versions = [LOADED_VERSION]
-    if resume:
-        state = run.load_checkpoint(map_location=device)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise RunError(f"{run.file(RunDir.CHECKPOINT)} has format {state.get('format')}, expected "
-                           f"{CHECKPOINT_FORMAT}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if swa is not None:
-            swa.load_state_dict(state["swa"])
-        start_epoch, step, train_time, best = state["epoch"], state["step"], state["train_time_s"], state["best"]
-        _set_rng_state(state["rng"], device)
-        before = state.get("versions") or [None]
-        versions = before if before[-1] == versions[0] else [*before, versions[0]]
-        run.reopen(start_epoch, dump_config(config))
-        progress.message(f"resuming {run.path} after epoch {start_epoch}")
-    else:
-        run.create(dump_config(config), overwrite=overwrite)
-
-    # -- the loop --------------------------------------------------------------------------------------
-    # On a GPU each .item() stalls the pipeline, so the loss is looked at every few steps; the check still
-    # names the first bad step, because that step is recorded on the device.
-    check_every = 1 if device.type == "cpu" else 25
-    stopped_early = False
-    epoch = start_epoch
-    reported: dict[str, Any] = {}
-    for epoch in range(start_epoch + 1, tc.epochs + 1):
-        model.train()
-        train_loader.set_epoch(epoch)
-        progress.start(f"epoch {epoch}/{tc.epochs}", steps_per_epoch)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        first_bad = torch.full((), -1, device=device, dtype=torch.long)
-        seen = 0
-        in_swa = swa is not None and epoch >= tc.swa_start
-        epoch_start_step = step
-        t0 = time.perf_counter()
-        for batch, (x, y) in enumerate(train_loader):
-            lr = tc.swa_lr if in_swa and tc.swa_lr is not None else lr_at(
-                config.schedule, config.optim.lr, tc.epochs, step, steps_per_epoch
-            )
-            _set_lr(optimizer, lr)
-            with autocast():
-                logits = forward(x)
-                loss = criterion(logits.float(), y)
-            total = loss
-            for term in (weight_penalty(penalised, config.optim.l1, config.optim.l2), extra_loss(model)):
-                if term is not None:
-                    total = total + term
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if tc.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-
-            detached = total.detach()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            step += 1
-            if step % check_every == 0 or batch == steps_per_epoch - 1:
-                bad = int(first_bad.item())
-                if bad >= 0:
-                    raise NonFiniteLossError(bad, epoch, bad - epoch_start_step + 1, run.path)
-                progress.update(batch + 1, detached.item())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
-
-        if in_swa:
-            swa.update_parameters(model)
-        scored = ema.module if ema is not None else model
-
-        t1 = time.perf_counter()
-        test_loss, test_acc = evaluate(scored, test_loader, autocast)
-        record: dict[str, Any] = {
-            "epoch": epoch, "step": step, "lr": lr,
-            "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
-            "test_loss": test_loss, "test_acc": test_acc,
-        }
-        if val_loader is not None:
-            record["val_loss"], record["val_acc"] = evaluate(scored, val_loader, autocast)
-        # Reporting may reset a module's counters (an ODE block's NFE), so read it once and keep the result.
-        reported = model_metrics(model)
-        record.update(reported)
-        record["epoch_time_s"] = epoch_time
-        record["eval_time_s"] = time.perf_counter() - t1
-        record["images_per_s"] = seen / epoch_time
-        best["test_acc"] = max(best["test_acc"], test_acc)
-
-        if tc.early_stop_patience is not None:
-            stopped_early = _early_stop_update(best, record, epoch, tc.early_stop_metric, tc.early_stop_patience)
-            if best["val_epoch"] == epoch:
-                run.save_checkpoint({"model": scored.state_dict(), "epoch": epoch}, RunDir.BEST)
-
-        # Metrics first, then the checkpoint: a kill in between leaves a metrics line that resume drops.
-        run.append_metrics(record)
-        run.save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step, "train_time_s": train_time,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "swa": swa.state_dict() if swa is not None else None,
-            "best": best, "rng": _rng_state(device), "config": config.to_dict(), "versions": versions,
-        })
-        progress.end(_epoch_line(record))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-        if stopped_early:
-            progress.message(f"early stop: {tc.early_stop_metric} has not improved for "
-                             f"{tc.early_stop_patience} epochs (best at epoch {best['val_epoch']})")
-            break
-
-    # -- the final model -------------------------------------------------------------------------------
-    final, final_kind = (ema.module, "ema") if ema is not None else (model, "last")
-    if swa is not None and epoch >= tc.swa_start:
-        torch.optim.swa_utils.update_bn(_images_only(train_loader), swa, device=device)
-        final, final_kind = swa.module, "swa"
-    if tc.early_stop_patience is not None and run.file(RunDir.BEST).exists():
-        model.load_state_dict(run.load_checkpoint(RunDir.BEST, map_location=device)["model"])
-        final, final_kind = model, f"best_val_epoch_{best['val_epoch']}"
-    test_loss, test_acc = evaluate(final, test_loader, autocast)
-
-    peak, peak_kind = peak_memory_bytes(device)
     metrics = run.read_metrics()
-    summary = {
-        "model": config.model.name, "model_options": config.model.options, "data": config.data.name,
-        "params": n_params, "epochs": epoch, "steps": step,
-        "train_images": len(train_split), "test_images": len(test_split),
-        "test_acc": test_acc, "test_loss": test_loss, "test_error": 1 - test_acc,
-        "best_test_acc": max(best["test_acc"], test_acc), "final_weights": final_kind,
-        "stopped_early": stopped_early,
-        "train_time_s": train_time,
-        "train_time_per_epoch_s": train_time / max(len(metrics), 1),
-        "eval_time_per_epoch_s": sum(m["eval_time_s"] for m in metrics) / max(len(metrics), 1),
-        "images_per_s": (sum(m["images_per_s"] for m in metrics) / len(metrics)) if metrics else None,
-        "peak_memory_bytes": peak, "peak_memory_kind": peak_kind,
-        "checkpoint_bytes": run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
-        "device": describe_device(device), "precision": "bf16" if use_bf16 else "fp32",
-        "seed": tc.seed, "torch": torch.__version__, "commit": versions[0], "commits": versions,
-        "command": command,
+    info = data.info
+    peak, peak_kind = peak_memory_bytes(device)
+    summary = Summary(
+        model=config.model.name, model_options=config.model.options, data=config.data.name,
+        params=sum(p.numel() for p in model.parameters()), epochs=state.epoch, steps=state.step,
+        train_images=len(data.train.labels), test_images=len(data.test.labels),
+        test_acc=test_acc, test_loss=test_loss, test_error=1 - test_acc,
+        best_test_acc=max(state.best_test_acc, test_acc), final_weights=final_kind, stopped_early=stopped_early,
+        train_time_s=state.train_time_s,
+        train_time_per_epoch_s=state.train_time_s / max(len(metrics), 1),
+        eval_time_per_epoch_s=sum(m.eval_time_s for m in metrics) / max(len(metrics), 1),
+        images_per_s=(sum(m.images_per_s for m in metrics) / len(metrics)) if metrics else None,
+        peak_memory_bytes=peak, peak_memory_kind=peak_kind,
+        checkpoint_bytes=run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
+        device=describe_device(device), precision="bf16" if parts.bf16 else "fp32",
+        seed=tc.seed, torch=torch.__version__, commit=state.versions[0], commits=state.versions,
+        command=command,
+        # On a copy: counting runs a forward pass, which must not touch the final model's counters.
+        mult_adds_per_image=mult_adds(copy.deepcopy(final), (info.in_channels, *info.image_size)),
+        depth=model_depth(config.model.name, config.model.options), world_size=world.size,
         # The last epoch's training-time statistics (e.g. NFE), then what the final model reports now.
-        **reported, **model_metrics(final),
-    }
+        model_metrics={**(last.model if last is not None else {}), **final_metrics},
+    )
     run.write_summary(summary)
-    return summary
+    run.mark_resume_applied()
+    return world.broadcast(summary)
 
 
-def _early_stop_update(best: dict[str, Any], record: dict[str, Any], epoch: int, metric: str, patience: int) -> bool:
-    """Track the best validation score; True once it has not improved for ``patience`` epochs."""
-    value = record[metric]
-    better = best["val"] is None or (value > best["val"] if metric == "val_acc" else value < best["val"])
-    if better:
-        best["val"], best["val_epoch"], best["bad_epochs"] = value, epoch, 0
-    else:
-        best["bad_epochs"] += 1
-    return best["bad_epochs"] >= patience
-
-
-def _images_only(loader: DeviceLoader) -> Any:
-    return (x for x, _ in loader)
-
-
-def _epoch_line(r: dict[str, Any]) -> str:
-    parts = [f"train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}"]
-    if "val_acc" in r:
-        parts.append(f"val acc {r['val_acc']:.4f}")
-    parts.append(f"test loss {r['test_loss']:.4f} acc {r['test_acc']:.4f}")
-    parts.append(f"lr {r['lr']:.3g}  {r['epoch_time_s']:.1f}s  {r['images_per_s']:.0f} img/s")
+def _epoch_line(r: EpochRecord) -> str:
+    parts = [f"train loss {r.train_loss:.4f} acc {r.train_acc:.4f}"]
+    if r.val_acc is not None:
+        parts.append(f"val acc {r.val_acc:.4f}")
+    parts.append(f"test loss {r.test_loss:.4f} acc {r.test_acc:.4f}")
+    parts.append(f"lr {r.lr:.3g}  {r.epoch_time_s:.1f}s  {r.images_per_s:.0f} img/s")
     return " | ".join(parts)
 
 
-__all__ = ["NonFiniteLossError", "evaluate", "resolve_device", "train"]
+__all__ = ["NonFiniteLossError", "evaluate", "train"]

@@ -7,6 +7,7 @@ import re
 import shutil
 import statistics
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from resdyn.analysis.profile import mult_adds
 from resdyn.analysis.report import (
     Run,
     build_report,
-    depth_of,
     family_of,
     group_runs,
     mean_std,
@@ -24,7 +24,7 @@ from resdyn.analysis.report import (
 )
 from resdyn.cli import main
 from resdyn.nets import build_model
-from resdyn.runs import RunDir
+from resdyn.runs import EpochRecord, RunDir, Summary, model_depth
 
 UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 
@@ -49,7 +49,7 @@ def mean_and_std(cell: str) -> tuple[float, float | None]:
 
 
 def summaries(*paths: Path) -> list[dict]:
-    return [RunDir(p).read_summary() for p in paths]
+    return [RunDir(p).read_summary().to_json() for p in paths]
 
 
 def test_table_numbers_match_the_summaries(digits_runs, tmp_path):
@@ -168,8 +168,9 @@ def test_nfe_columns_sum_the_ode_blocks_of_the_last_epoch(digits_runs, tmp_path)
     run.file(RunDir.METRICS).unlink()
     for r in records:
         # Two ODE blocks, one logging under a prefix and one a value per sub-block.
-        run.append_metrics({**r, "block1.nfe_forward_mean": 10.0 + r["epoch"], "nfe_forward_mean": [2.0, 3.0],
-                            "block1.nfe_backward_mean": 20.0 * r["epoch"], "block1.nfe_forward_max": 99})
+        run.append_metrics(EpochRecord.from_json({
+            **r.to_json(), "block1.nfe_forward_mean": 10.0 + r.epoch, "nfe_forward_mean": [2.0, 3.0],
+            "block1.nfe_backward_mean": 20.0 * r.epoch, "block1.nfe_forward_max": 99}, "test"))
     report = build_report([digits_runs["resnet8-seed0"], ode])
     rows = {r["model"]: r for r in md_table(render(report, tmp_path), "digits")}
     assert rows["lm-resnet depth=14"]["NFE forward"] == "17.0"  # 10 + 2 (last epoch) + 2 + 3
@@ -187,7 +188,7 @@ def fake_run(name: str, seed: int, **config) -> Run:
             "optim": {"lr": 0.1}, "train": {"seed": seed, "device": "cpu"}}
     for section, values in config.items():
         base[section] = {**base.get(section, {}), **values}
-    return Run(Path(name), base, {"model": "resnet", "data": "digits", "params": 1, "test_acc": 0.5}, [])
+    return Run(Path(name), base, Summary(model="resnet", data="digits", params=1, test_acc=0.5), [])
 
 
 def test_runs_differing_only_in_seed_and_device_are_one_experiment():
@@ -200,24 +201,40 @@ def test_runs_differing_only_in_seed_and_device_are_one_experiment():
 
 
 def test_depth_family_and_statistics():
-    assert depth_of("lm-resnet56", {}) == 56 and depth_of("resnet", {"depth": 8}) == 8
-    assert depth_of("lm-resnext29-8x64d", {}) == 29 and depth_of("odenet", {}) is None
+    assert model_depth("lm-resnet56", {}) == 56 and model_depth("resnet", {"depth": 8}) == 8
+    assert model_depth("lm-resnext29-8x64d", {}) == 29 and model_depth("odenet", {}) is None
     assert family_of("resnet110-sd", 110) == "resnet-sd" and family_of("resnet depth=8", 8) == "resnet"
     assert mean_std([1.0, 2.0, 6.0]) == (3.0, statistics.stdev([1.0, 2.0, 6.0])) and mean_std([4.0]) == (4.0, None)
 
 
 def test_report_never_imports_the_training_code(digits_runs, tmp_path):
+    """Nor the models or the data: what it shows of a model (Mult-Adds, depth) comes from the summary."""
+    training = ("resdyn.train", "resdyn.nets", "resdyn.data", "resdyn.schemes", "resdyn.distributed")
     code = ("import sys; from resdyn.analysis.report import build_report, write_report; "
             f"write_report(build_report({json.dumps([str(p) for p in digits_runs.values()])}), {str(tmp_path)!r}); "
-            "print([m for m in sys.modules if m.startswith('resdyn.train')])")
+            f"print([m for m in sys.modules if m.startswith({training!r})])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_folder_written_before_the_summary_held_mult_adds_and_depth_still_reads(digits_runs, tmp_path):
+    old = tmp_path / "old-run"
+    shutil.copytree(digits_runs["resnet8-seed0"], old)
+    summary = json.loads((old / "summary.json").read_text())
+    for key in ("mult_adds_per_image", "depth", "world_size"):
+        del summary[key]
+    (old / "summary.json").write_text(json.dumps(summary))
+    report = build_report([old])
+    (row,) = md_table(render(report, tmp_path / "report"), "digits")
+    assert row["depth"] == "8"  # from the config, by the rule the summary's depth follows
+    assert row["Mult-Adds per image"] == "-" and row["test acc (%)"] == f"{100 * summary['test_acc']:.2f}"
 
 
 def test_the_runs_table_shows_each_code_version_and_whether_it_was_dirty():
     from resdyn.analysis.report import _versions
 
     a, b = "a" * 40, "b" * 40
-    assert _versions({"commit": a, "commits": [a, f"{b}-dirty"]}) == f"{'a' * 10} -> {'b' * 10}-dirty"
-    assert _versions({"commit": a}) == "a" * 10  # summaries written before `commits` existed
-    assert _versions({}) == "-"
+    base = Summary(model="resnet", data="digits", params=1, test_acc=0.5)
+    assert _versions(replace(base, commit=a, commits=[a, f"{b}-dirty"])) == f"{'a' * 10} -> {'b' * 10}-dirty"
+    assert _versions(replace(base, commit=a)) == "a" * 10  # summaries written before `commits` existed
+    assert _versions(base) == "-"

@@ -1,5 +1,6 @@
 """The training loop end to end: it learns, resumes exactly, stops on NaN, early-stops, averages weights."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from resdyn.runs import RunDir
+from resdyn.analysis.profile import mult_adds
+from resdyn.nets import build_model
+from resdyn.runs import EarlyStopState, RunDir
 from resdyn.train.config import Config, apply_overrides, load_config
 from resdyn.train.loop import NonFiniteLossError, train
 from resdyn.train.progress import Progress
@@ -36,7 +39,7 @@ def states_equal(a, b):
 
 
 def without_times(records):
-    return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "eval_time_s", "images_per_s")} for r in records]
+    return [dataclasses.replace(r, epoch_time_s=0, eval_time_s=0, images_per_s=0) for r in records]
 
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
@@ -46,12 +49,12 @@ def test_real_fashion_mnist_run_learns(tmp_path):
         "train.batch_size=32", "optim.lr=0.05", "schedule.warmup_epochs=0.1",
     ])
     summary = train(config, tmp_path / "run", progress=QUIET)
-    assert summary["test_acc"] > 0.75
+    assert summary.test_acc > 0.75
     metrics = RunDir(tmp_path / "run").read_metrics()
-    assert [m["epoch"] for m in metrics] == [1, 2, 3]
-    assert metrics[2]["train_loss"] < metrics[1]["train_loss"] < metrics[0]["train_loss"]
-    assert summary["params"] == 269_722 - 2 * 16 * 9  # one input channel
-    assert summary["train_images"] == 5000 and summary["test_images"] == 2000
+    assert [m.epoch for m in metrics] == [1, 2, 3]
+    assert metrics[2].train_loss < metrics[1].train_loss < metrics[0].train_loss
+    assert summary.params == 269_722 - 2 * 16 * 9  # one input channel
+    assert summary.train_images == 5000 and summary.test_images == 2000
 
 
 def test_run_folder_contents(tmp_path):
@@ -60,17 +63,20 @@ def test_run_folder_contents(tmp_path):
     run = RunDir(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "config.toml", "metrics.jsonl", "summary.json"]
     assert load_config(tmp_path / "config.toml") == config
-    for record in run.read_metrics():
+    for record in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()):
         assert {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
                 "eval_time_s"} <= record.keys()
+    assert [r.epoch for r in run.read_metrics()] == [1, 2]
     on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk == summary
+    assert on_disk == summary.to_json() and run.read_summary() == summary
     for key in ("model", "data", "params", "epochs", "test_acc", "test_loss", "best_test_acc", "train_time_s",
-                "peak_memory_bytes", "device"):
-        assert key in summary
-    assert summary["epochs"] == 2 and summary["peak_memory_bytes"] > 0
-    assert summary["test_acc"] > 0.8  # digits is easy: two epochs of ResNet-8 learn it
-    assert run.load_checkpoint()["config"] == config.to_dict()
+                "peak_memory_bytes", "device", "mult_adds_per_image", "depth", "world_size"):
+        assert on_disk[key] is not None
+    assert summary.epochs == 2 and summary.peak_memory_bytes > 0
+    assert summary.depth == 8 and summary.world_size == 1
+    assert summary.mult_adds_per_image == mult_adds(build_model("resnet", 1, 10, depth=8), (1, 8, 8))
+    assert summary.test_acc > 0.8  # digits is easy: two epochs of ResNet-8 learn it
+    assert run.load_checkpoint().config == config.to_dict()
 
 
 class Killed(Exception):
@@ -94,10 +100,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, extra):
     train(config, tmp_path / "resumed", resume=True, progress=QUIET)
 
     a, b = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
-    assert states_equal(a.load_checkpoint()["model"], b.load_checkpoint()["model"])
+    assert states_equal(a.load_checkpoint().model, b.load_checkpoint().model)
     assert without_times(a.read_metrics()) == without_times(b.read_metrics())
     sa, sb = a.read_summary(), b.read_summary()
-    assert (sa["test_acc"], sa["test_loss"], sa["steps"]) == (sb["test_acc"], sb["test_loss"], sb["steps"])
+    assert (sa.test_acc, sa.test_loss, sa.steps) == (sb.test_acc, sb.test_loss, sb.steps)
 
 
 @pytest.mark.slow
@@ -122,20 +128,20 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
     subprocess.run([*cmd, "--out", str(reference)], env=env, capture_output=True, check=True, timeout=300)
     a, b = RunDir(reference), RunDir(out)
-    assert states_equal(a.load_checkpoint()["model"], b.load_checkpoint()["model"])
+    assert states_equal(a.load_checkpoint().model, b.load_checkpoint().model)
     assert without_times(a.read_metrics()) == without_times(b.read_metrics())
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     train(small("train.epochs=1"), tmp_path, progress=QUIET)
-    good = RunDir(tmp_path).load_checkpoint()["model"]
+    good = RunDir(tmp_path).load_checkpoint().model
     exploding = small("train.epochs=2", "optim.lr=1e30", "schedule.name=constant")
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step \d+ \(epoch 2, batch \d+\)") as e:
         train(exploding, tmp_path, resume=True, progress=QUIET)
     assert e.value.epoch == 2 and e.value.step >= 45  # digits: 1438 / 32 -> 45 steps in epoch 1
-    state = RunDir(tmp_path).load_checkpoint()
-    assert state["epoch"] == 1 and states_equal(state["model"], good)
-    assert [m["epoch"] for m in RunDir(tmp_path).read_metrics()] == [1]
+    checkpoint = RunDir(tmp_path).load_checkpoint()
+    assert checkpoint.state.epoch == 1 and states_equal(checkpoint.model, good)
+    assert [m.epoch for m in RunDir(tmp_path).read_metrics()] == [1]
     assert not (tmp_path / "summary.json").exists()
 
 
@@ -145,38 +151,36 @@ def test_early_stopping_restores_best_weights(tmp_path):
                    "optim.lr=0", "schedule.name=constant")
     summary = train(config, tmp_path, progress=QUIET)
     metrics = RunDir(tmp_path).read_metrics()
-    val = [m["val_acc"] for m in metrics]
+    val = [m.val_acc for m in metrics]
     best = val.index(max(val)) + 1
-    assert summary["stopped_early"] and summary["epochs"] == best + 2 == len(metrics)
-    assert summary["final_weights"] == f"best_val_epoch_{best}"
-    assert RunDir(tmp_path).load_checkpoint("best.pt")["epoch"] == best
-    assert summary["train_images"] == 1438 - round(0.2 * 1438)
+    assert summary.stopped_early and summary.epochs == best + 2 == len(metrics)
+    assert summary.final_weights == f"best_val_epoch_{best}"
+    assert RunDir(tmp_path).load_best()[1] == best
+    assert summary.train_images == 1438 - round(0.2 * 1438)
 
 
 def test_early_stop_rule():
-    from resdyn.train.loop import _early_stop_update
-
-    best = {"val": None, "val_epoch": 0, "bad_epochs": 0}
-    stops = [_early_stop_update(best, {"val_loss": v}, e, "val_loss", 2)
+    best = EarlyStopState()
+    stops = [best.update(v, e, higher_is_better=False, patience=2)
              for e, v in enumerate([1.0, 0.8, 0.9, 0.7, 0.75, 0.71], start=1)]
     assert stops == [False, False, False, False, False, True]
-    assert best["val_epoch"] == 4
+    assert best.best_epoch == 4
 
 
 def test_swa_averages_the_weights_of_its_epochs(tmp_path):
     snapshots = []
 
     def grab(epoch, record):
-        snapshots.append(RunDir(tmp_path).load_checkpoint()["model"])
+        snapshots.append(RunDir(tmp_path).load_checkpoint().model)
 
     config = small("train.epochs=3", "train.swa_start=2", "train.swa_lr=0.01")
     summary = train(config, tmp_path, progress=QUIET, on_epoch_end=grab)
-    assert summary["final_weights"] == "swa"
-    swa = RunDir(tmp_path).load_checkpoint()["swa"]
+    assert summary.final_weights == "swa"
+    swa = RunDir(tmp_path).load_checkpoint().swa
     assert swa["n_averaged"].item() == 2
     name = "body.fields.0.0.weight"
     assert torch.allclose(swa[f"module.{name}"], (snapshots[1][name] + snapshots[2][name]) / 2)
-    assert [m["lr"] for m in RunDir(tmp_path).read_metrics()][1:] == [0.01, 0.01]
+    assert [m.lr for m in RunDir(tmp_path).read_metrics()][1:] == [0.01, 0.01]
 
 
 def test_gradient_clipping_bounds_the_update(tmp_path):
@@ -184,11 +188,9 @@ def test_gradient_clipping_bounds_the_update(tmp_path):
     config = small("train.epochs=1", "train.grad_clip=0.001", "optim.momentum=0", "optim.weight_decay=0",
                    "optim.lr=1", "schedule.name=constant", "data.limit_train=32")
     torch.manual_seed(0)
-    from resdyn.nets import build_model
-
     initial = build_model("resnet", 1, 10, depth=8).state_dict()
     train(config, tmp_path, progress=QUIET)
-    final = RunDir(tmp_path).load_checkpoint()["model"]
+    final = RunDir(tmp_path).load_checkpoint().model
     moved = torch.sqrt(sum(((final[k] - initial[k]).double() ** 2).sum() for k in initial
                            if k.endswith(("weight", "bias")) and "running" not in k))
     assert moved.item() == pytest.approx(0.001, rel=1e-3)
@@ -199,10 +201,11 @@ def test_lm_k_are_logged_every_epoch_and_summarised(tmp_path):
     summary = train(config, tmp_path, progress=QUIET)
     metrics = RunDir(tmp_path).read_metrics()
     # Depth 14: two blocks per stage; the first block and the two transitions are Euler steps, three have k.
-    assert [len(m["lm_k"]) for m in metrics] == [3, 3]
-    assert metrics[0]["lm_k"] != metrics[1]["lm_k"]  # they are learned
-    assert summary["lm_k"] == metrics[1]["lm_k"]
-    assert summary["lm_k_outside_stability"] == [i for i, k in enumerate(summary["lm_k"]) if abs(k) > 1]
+    assert [len(m.model["lm_k"]) for m in metrics] == [3, 3]
+    assert metrics[0].model["lm_k"] != metrics[1].model["lm_k"]  # they are learned
+    lm_k = summary.model_metrics["lm_k"]
+    assert lm_k == metrics[1].model["lm_k"]
+    assert summary.model_metrics["lm_k_outside_stability"] == [i for i, k in enumerate(lm_k) if abs(k) > 1]
 
 
 def git(cwd, *args):
@@ -211,7 +214,7 @@ def git(cwd, *args):
 
 
 def test_source_version_is_the_checkouts_commit_marked_dirty_and_none_outside_its_top(tmp_path):
-    from resdyn.train.loop import source_version
+    from resdyn.provenance import source_version
 
     repo = tmp_path / "repo"
     (repo / "pkg").mkdir(parents=True)
@@ -231,23 +234,28 @@ def test_source_version_is_the_checkouts_commit_marked_dirty_and_none_outside_it
 
 
 def test_the_summary_names_every_code_version_that_trained_the_run(tmp_path, monkeypatch):
-    from resdyn.train import loop
+    from resdyn import provenance
 
     config = small("train.epochs=3")
-    monkeypatch.setattr(loop, "LOADED_VERSION", "aaa")
+    monkeypatch.setattr(provenance, "loaded_version", lambda: "aaa")
     with pytest.raises(Killed):
         train(config, tmp_path, progress=QUIET, on_epoch_end=kill_after(1))
-    monkeypatch.setattr(loop, "LOADED_VERSION", "bbb-dirty")
+    monkeypatch.setattr(provenance, "loaded_version", lambda: "bbb-dirty")
     summary = train(config, tmp_path, resume=True, progress=QUIET)
-    assert summary["commit"] == "aaa" and summary["commits"] == ["aaa", "bbb-dirty"]
-    assert RunDir(tmp_path).read_summary()["commits"] == ["aaa", "bbb-dirty"]
+    assert summary.commit == "aaa" and summary.commits == ["aaa", "bbb-dirty"]
+    assert RunDir(tmp_path).read_summary().commits == ["aaa", "bbb-dirty"]
 
 
-def test_the_loaded_version_is_this_checkouts_commit():
-    from resdyn.train import loop
+def test_the_loaded_version_is_this_checkouts_commit_and_git_does_not_run_at_import():
+    from resdyn import provenance
 
-    if not (Path(loop.__file__).parents[2] / ".git").exists():
+    root = Path(provenance.__file__).parents[1]
+    code = ("import subprocess; calls = []; real = subprocess.run; "
+            "subprocess.run = lambda *a, **k: calls.append(a) or real(*a, **k); "
+            "import resdyn.train.loop, resdyn.cli, resdyn.compare; print(len(calls))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "0"
+    if not (root / ".git").exists():
         pytest.skip("resdyn is not running from a git checkout")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(loop.__file__).parents[2], capture_output=True,
-                          text=True).stdout.strip()
-    assert loop.LOADED_VERSION in (head, f"{head}-dirty")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    assert provenance.loaded_version() in (head, f"{head}-dirty")

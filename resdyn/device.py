@@ -1,0 +1,51 @@
+"""The device a run trains on: resolving a ``--device`` name, describing it, and its peak memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+
+import torch
+
+from resdyn.errors import ConfigError
+
+VALID = "auto, cpu, cuda, cuda:N, mps"
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" means CUDA when there is a GPU, else the CPU; a device this machine lacks is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; valid: {VALID}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {name!r} was asked for but this machine has no CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name!r} was asked for but this machine has {count} CUDA GPU(s), "
+                              f"cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device {name!r} (Apple GPU) is not available on this machine; use --device cpu")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r} is not supported; valid: {VALID}")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """What the device is, for the summary: the GPU's name, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
+    """Peak memory and what it measures: CUDA's allocator peak on a GPU, the process's max RSS otherwise."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"

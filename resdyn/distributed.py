@@ -1,0 +1,141 @@
+"""Data-parallel training across processes, as ``torchrun`` launches them: who this process is, the sums and
+means across processes, and BatchNorm that normalises with the statistics of every process's images.
+
+One process (no ``torchrun``) is a :class:`World` of size 1, where every operation here is the identity, so
+the training loop has one code path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
+from torch import nn
+
+from resdyn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes training one run: ``rank`` of ``size``; ``local_rank`` picks
+    the GPU on its machine."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes the run folder and prints; the others only train."""
+        return self.rank == 0
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the processes, in place."""
+        if self.size > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def min_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` reduced to its minimum over the processes, in place."""
+        if self.size > 1:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return tensor
+
+    def mean_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """A model's reported numbers (e.g. an ODE block's NFE over this process's images) averaged over the
+        processes; anything that is not a number or a list of numbers is rank 0's."""
+        if self.size == 1:
+            return metrics
+        numeric = {k: v for k, v in metrics.items() if _is_numbers(v)}
+        flat = [float(x) for v in numeric.values() for x in (v if isinstance(v, list) else [v])]
+        total = self.sum_(torch.tensor(flat, dtype=torch.float64)).div_(self.size).tolist()
+        merged = dict(metrics)
+        for key, value in numeric.items():
+            n = len(value) if isinstance(value, list) else 1
+            merged[key] = total[:n] if isinstance(value, list) else total[0]
+            total = total[n:]
+        return merged
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order."""
+        if self.size == 1:
+            return [obj]
+        gathered: list[Any] = [None] * self.size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every process."""
+        if self.size == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def _is_numbers(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def join_world(device_type: str) -> World:
+    """Join the processes ``torchrun`` started (its RANK, WORLD_SIZE and LOCAL_RANK variables), with NCCL between
+    GPUs and gloo otherwise; without ``torchrun`` this process is the whole world."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    if not dist.is_available():
+        raise ConfigError("this PyTorch build has no torch.distributed; run one process (plain `resdyn train`)")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(minutes=30))
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class SyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are those of the whole global batch, every process's images.
+
+    ``torch.nn.SyncBatchNorm`` refuses CPU tensors; this is the same normalisation on any device, with the
+    per-channel sums, sums of squares and counts summed over processes by a differentiable all-reduce (so the
+    gradient flows through the shared statistics, as it does through one process's batch statistics).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        channels = x.shape[1]
+        dims = [0, 2, 3]
+        count = torch.full((1,), x.numel() // channels, dtype=x.dtype, device=x.device)
+        stats = dist_nn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:channels] / n
+        var = (stats[channels:2 * channels] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
+                self.running_mean.lerp_(mean, factor)
+                self.running_var.lerp_(var * n / (n - 1), factor)
+        shape = (1, channels, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def sync_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` with every BatchNorm2d replaced by a :class:`SyncBatchNorm` holding the same parameters and
+    statistics."""
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, SyncBatchNorm):
+        synced = SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats, device=module.weight.device if module.affine else None)
+        synced.load_state_dict(module.state_dict())
+        synced.train(module.training)
+        return synced
+    for name, child in module.named_children():
+        module.add_module(name, sync_batchnorm(child))
+    return module
