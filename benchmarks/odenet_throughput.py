@@ -36,9 +36,10 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from benchmarks.common import PerImageData, accuracy_on, steady_images_per_s, synchronize
 from resdyn.data import Split, load_dataset, take
+from resdyn.device import describe_device, peak_memory_bytes, resolve_device
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, apply_overrides
-from resdyn.train.loop import describe_device, peak_memory_bytes, resolve_device, train
+from resdyn.train.loop import train
 from resdyn.train.progress import Progress
 
 TOL = 1e-3
@@ -153,14 +154,14 @@ def resdyn_loop(data_dir: str | None, adjoint: bool, epochs: int, batch_size: in
     with tempfile.TemporaryDirectory() as out:
         summary = train(config, out, progress=Progress("off"))
         metrics = RunDir(out).read_metrics()
-    times = [m["epoch_time_s"] for m in metrics]
+    times = [m.epoch_time_s for m in metrics]
     return {
-        "params": summary["params"],
-        "images_per_s": steady_images_per_s(summary["train_images"], times), "epoch_times_s": times,
-        "nfe_forward_mean": statistics.fmean(m["nfe_forward_mean"] for m in metrics),
-        "nfe_backward_mean": statistics.fmean(m["nfe_backward_mean"] for m in metrics),
-        "test_acc": summary["test_acc"], "peak_memory_bytes": summary["peak_memory_bytes"],
-        "precision": summary["precision"],
+        "params": summary.params,
+        "images_per_s": steady_images_per_s(summary.train_images, times), "epoch_times_s": times,
+        "nfe_forward_mean": statistics.fmean(m.model["nfe_forward_mean"] for m in metrics),
+        "nfe_backward_mean": statistics.fmean(m.model["nfe_backward_mean"] for m in metrics),
+        "test_acc": summary.test_acc, "peak_memory_bytes": summary.peak_memory_bytes,
+        "precision": summary.precision,
     }
 
 

@@ -25,7 +25,7 @@ import torch
 
 from resdyn import build_model
 from resdyn.analysis.profile import saved_tensor_bytes
-from resdyn.train.loop import describe_device
+from resdyn.device import describe_device
 
 PAIRS = [("resnet32", "revnet38"), ("resnet110", "revnet110"), ("resnet164", "revnet164")]
 

@@ -31,9 +31,10 @@ from torch.utils.data import DataLoader
 from benchmarks.common import PerImageData, accuracy_on, steady_images_per_s, synchronize
 from resdyn import build_model
 from resdyn.data import Split, load_dataset, take
+from resdyn.device import describe_device, peak_memory_bytes, resolve_device
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, ScheduleConfig, apply_overrides
-from resdyn.train.loop import describe_device, peak_memory_bytes, resolve_device, train
+from resdyn.train.loop import train
 from resdyn.train.optim import lr_at
 from resdyn.train.progress import Progress
 
@@ -93,10 +94,10 @@ def resdyn_loop(model_name: str, data_dir: str | None, epochs: int, batch_size: 
     with tempfile.TemporaryDirectory() as out:
         summary = train(config, out, progress=Progress("off"))
         metrics = RunDir(out).read_metrics()
-    times = [m["epoch_time_s"] for m in metrics]
-    return {"images_per_s": steady_images_per_s(summary["train_images"], times), "epoch_times_s": times,
-            "test_acc": summary["test_acc"],
-            "peak_memory_bytes": summary["peak_memory_bytes"], "precision": summary.get("precision")}
+    times = [m.epoch_time_s for m in metrics]
+    return {"images_per_s": steady_images_per_s(summary.train_images, times), "epoch_times_s": times,
+            "test_acc": summary.test_acc,
+            "peak_memory_bytes": summary.peak_memory_bytes, "precision": summary.precision}
 
 
 def main() -> None:

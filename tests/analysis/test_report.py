@@ -7,8 +7,8 @@ import re
 import shutil
 import statistics
 import subprocess
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
