@@ -99,3 +99,86 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, cap
     monkeypatch.setattr(cli, "cmd_models", bug)
     with pytest.raises(ValueError, match="internal invariant"):
         main(["models"])
+
+
+# -- bad input is refused before any work, in one line (issue 14) -------------------------------------------
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("resdyn: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("flag", ["--limit-train", "--limit-test"])
+def test_a_zero_limit_is_refused_before_training(flag, tmp_path, capsys):
+    assert main(["train", *SMALL, flag, "0", "--out", str(tmp_path / "run")]) == 1
+    assert f"data.{flag[2:].replace('-', '_')} must be at least 1" in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("lr", ["nan", "inf", "-inf"])
+def test_a_non_finite_learning_rate_is_refused(lr, tmp_path, capsys):
+    assert main(["train", *SMALL, f"--lr={lr}", "--out", str(tmp_path / "run")]) == 1
+    assert "optim.lr must be a finite number" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "tpu", "mps", "gpu0"])
+def test_a_device_this_machine_lacks_is_one_clear_line(device, tmp_path, capsys):
+    import torch
+
+    present = torch.cuda.device_count() > 3 if device.startswith("cuda") else device == "mps" and (
+        torch.backends.mps.is_available())
+    if present:
+        pytest.skip(f"this machine has {device}")
+    assert main(["train", *SMALL, "--device", device, "--out", str(tmp_path / "run")]) == 1
+    assert f"device {device!r}" in one_line_error(capsys)
+
+
+def test_flag_values_are_assigned_as_given_not_reread_as_toml():
+    from resdyn.cli import build_parser, resolve_train_config
+
+    args = build_parser().parse_args(["train", "--data-dir", "/data/my\\dir", "--model", 'a"b', "--lr", "0.5",
+                                      "--set", "data.flip=false"])
+    config, changes = resolve_train_config(args)
+    assert config.data.dir == "/data/my\\dir" and config.model.name == 'a"b' and config.optim.lr == 0.5
+    assert config.data.flip is False
+    assert ("data.dir", "/data/my\\dir") in changes
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not a checkpoint at all"])
+def test_resuming_a_damaged_checkpoint_says_so_and_what_to_do(content, tmp_path, capsys):
+    from resdyn.train.config import Config, dump_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.toml").write_text(dump_config(Config()))
+    (out / "checkpoint.pt").write_bytes(content)
+    assert main(["train", "--resume", str(out)]) == 1
+    err = one_line_error(capsys)
+    assert f"cannot load {out / 'checkpoint.pt'}: the file is damaged" in err
+    assert "--overwrite" in err and "weights_only" not in err
+
+
+def test_resume_overrides_are_recorded_and_carried_but_a_failed_one_is_not(tmp_path, capsys):
+    """config.toml keeps the config the run started with; each resume's overrides and command are recorded;
+    a later resume applies those of earlier resumes that trained, and not those of one that failed."""
+    out = tmp_path / "run"
+    fixed = ["--limit-test", "64", "--set", "schedule.name=constant"]
+    assert main(["train", *SMALL, *fixed, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--set", "optim.lr=1e30"]) == 1
+    assert "non-finite loss" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--lr", "0.05"]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "3"]) == 0
+
+    run = RunDir(out)
+    assert run.read_config()["train"]["epochs"] == 1 and run.read_config()["optim"]["lr"] == 0.1
+    resumes = run.read_resumes()
+    assert [(r.from_epoch, r.overrides, r.applied) for r in resumes] == [
+        (1, [["train.epochs", 2], ["optim.lr", 1e30]], False),
+        (1, [["train.epochs", 2], ["optim.lr", 0.05]], True),
+        (2, [["train.epochs", 3]], True),
+    ]
+    assert resumes[1].command == f"resdyn train --resume {out} --epochs 2 --lr 0.05"
+    trained = run.load_checkpoint().config
+    assert trained["optim"]["lr"] == 0.05 and trained["train"]["epochs"] == 3  # the second resume's lr carried
+    assert run.current_config() == trained
+    assert [m.lr for m in run.read_metrics()] == [0.1, 0.05, 0.05]

@@ -193,24 +193,22 @@ def _on_main(world: World, action: Callable[[], Any]) -> Any:
 
 
 def start_or_resume(run: RunDir, config: Config, parts: Parts, device: torch.device, world: World, *,
-                    resume: bool, overwrite: bool, overrides: list[tuple[str, Any]], command: str | None,
-                    progress: Progress) -> TrainState:
-    """A new run (config.toml written) or the checkpoint's state restored into ``parts`` (the resume and its
-    overrides recorded in the folder); rank 0 reads the folder and shares what it read."""
+                    checkpoint: Checkpoint | None, overwrite: bool, overrides: list[tuple[str, Any]],
+                    command: str | None, progress: Progress) -> TrainState:
+    """A new run (config.toml written), or the ``checkpoint``'s state restored into ``parts`` (the resume and
+    its overrides recorded in the folder); rank 0 writes the folder."""
     version = provenance.loaded_version()
-    if not resume:
+    if checkpoint is None:
         _on_main(world, lambda: run.create(dump_config(config), overwrite=overwrite))
         return TrainState(versions=[version], world_size=world.size)
 
-    def load() -> Checkpoint:
-        checkpoint = run.load_checkpoint(map_location="cpu")
+    def reopen() -> None:
         run.reopen(checkpoint.state.epoch)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         run.add_resume(Resume(checkpoint.state.epoch, command, [list(o) for o in overrides], config.to_dict(),
                               started))
-        return checkpoint
 
-    checkpoint = _on_main(world, load)
+    _on_main(world, reopen)
     parts.model.load_state_dict(checkpoint.model)
     parts.optimizer.load_state_dict(checkpoint.optimizer)
     if parts.ema is not None:
@@ -430,13 +428,15 @@ def train(
             took_over = holding.enter_context(run.lock())
             if took_over:
                 progress.message(f"took over the lock of {run.path} left by a training that is gone ({took_over})")
+        # Read (and check) the checkpoint before the data, so that a damaged one is named at once.
+        checkpoint = _on_main(world, lambda: run.load_checkpoint(map_location="cpu")) if resume else None
         channels_last = tc.channels_last if tc.channels_last is not None else device.type == "cuda"
         data = load_data(config, device, channels_last)
         parts = build_parts(config, data.info, device, channels_last, world)
         if world.size > 1:
             # Every process built the same initial weights; the model's own random draws must differ by rank.
             torch.manual_seed(_rank_seed(tc.seed, world.rank, 0))
-        state = start_or_resume(run, config, parts, device, world, resume=resume, overwrite=overwrite,
+        state = start_or_resume(run, config, parts, device, world, checkpoint=checkpoint, overwrite=overwrite,
                                 overrides=overrides or [], command=command, progress=progress)
 
         stopped_early = False

@@ -259,3 +259,25 @@ def test_the_loaded_version_is_this_checkouts_commit_and_git_does_not_run_at_imp
         pytest.skip("resdyn is not running from a git checkout")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     assert provenance.loaded_version() in (head, f"{head}-dirty")
+
+
+def test_a_second_training_into_a_held_folder_is_refused_naming_the_holder(tmp_path):
+    import socket
+
+    from resdyn.runs import RunError
+
+    with RunDir(tmp_path).lock():
+        with pytest.raises(RunError, match=f"in use by another training \\(pid {os.getpid()} on "
+                                           f"{socket.gethostname()}"):
+            train(small("train.epochs=1"), tmp_path, progress=QUIET)
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "config.toml").exists()
+
+
+def test_divergence_before_any_checkpoint_does_not_claim_one(tmp_path):
+    exploding = small("train.epochs=1", "optim.lr=1e30", "schedule.name=constant", "data.limit_train=64")
+    with pytest.raises(NonFiniteLossError) as e:
+        train(exploding, tmp_path, progress=QUIET)
+    message = str(e.value)
+    assert "still holds" not in message and "--resume" not in message
+    assert "no epoch had finished, so there is no checkpoint" in message and "--overwrite" in message
+    assert not RunDir(tmp_path).has_checkpoint()
