@@ -102,8 +102,9 @@ class SyncBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are those of the whole global batch, every process's images.
 
     ``torch.nn.SyncBatchNorm`` refuses CPU tensors; this is the same normalisation on any device, with the
-    per-channel sums, sums of squares and counts summed over processes by a differentiable all-reduce (so the
-    gradient flows through the shared statistics, as it does through one process's batch statistics).
+    per-channel sums and counts, then the sums of squared deviations from the global mean, summed over processes
+    by a differentiable all-reduce (so the gradient flows through the shared statistics, as it does through one
+    process's batch statistics).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,10 +113,12 @@ class SyncBatchNorm(nn.BatchNorm2d):
         channels = x.shape[1]
         dims = [0, 2, 3]
         count = torch.full((1,), x.numel() // channels, dtype=x.dtype, device=x.device)
-        stats = dist_nn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
-        n = stats[-1]
-        mean = stats[:channels] / n
-        var = (stats[channels:2 * channels] / n - mean * mean).clamp_min(0)
+        totals = dist_nn.all_reduce(torch.cat([x.sum(dims), count]))
+        n = totals[-1]
+        mean = totals[:channels] / n
+        # Two passes: E[x^2] - E[x]^2 cancels catastrophically in float32 for a channel whose mean dwarfs its spread.
+        centred = x - mean.view(1, channels, 1, 1)
+        var = dist_nn.all_reduce((centred * centred).sum(dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -123,7 +126,7 @@ class SyncBatchNorm(nn.BatchNorm2d):
                 self.running_mean.lerp_(mean, factor)
                 self.running_var.lerp_(var * n / (n - 1), factor)
         shape = (1, channels, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
 
 
