@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key in every experiment, e.g. --set train.epochs=2")
     c.add_argument("--out", help="folder for the run folders and the report (default: the suite's out)")
     c.add_argument("--dry-run", action="store_true", help="list the experiments and what would be done; train nothing")
+    c.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
+                   help="train each run data-parallel on N processes (torchrun; one per GPU)")
 
     r = sub.add_parser("report", help="tables and plots comparing run folders, as report.html and report.md")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR",
@@ -221,7 +223,7 @@ def cmd_compare(args: argparse.Namespace, argv: list[str] | None) -> int:
         return 0
     command = "resdyn " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        outcomes = run_suite(suite, command=command)
+        outcomes = run_suite(suite, command=command, nproc_per_node=args.nproc_per_node)
     except KeyboardInterrupt:
         print(f"resdyn: interrupted; run `{command}` again to resume where it stopped", file=sys.stderr)
         return 130

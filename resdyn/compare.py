@@ -31,7 +31,9 @@ experiments. A run whose loss turns non-finite is reported and the suite goes on
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,7 @@ from typing import Any, Literal
 
 from resdyn.analysis.report import RUN_ONLY_KEYS, Report, build_report, flatten, write_report
 from resdyn.runs import RunDir, RunError
-from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, load_config
+from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, dump_config, load_config
 from resdyn.train.loop import NonFiniteLossError, train
 
 if sys.version_info >= (3, 11):
@@ -228,8 +230,13 @@ def plan(suite: Suite) -> list[tuple[Experiment, Status]]:
 
 
 def run_suite(suite: Suite, command: str | None = None,
-              log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[Outcome]:
-    """Train what is not finished, in order; a non-finite loss fails that experiment only."""
+              log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+              nproc_per_node: int = 1) -> list[Outcome]:
+    """Train what is not finished, in order; a non-finite loss fails that experiment only. With
+    ``nproc_per_node`` > 1 each run is data-parallel, launched by ``torchrun`` as a child process (whose failure,
+    with its last line of output, fails that experiment only)."""
+    if nproc_per_node < 1:
+        raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}")
     steps = plan(suite)
     outcomes = []
     for i, (experiment, state) in enumerate(steps, 1):
@@ -239,14 +246,41 @@ def run_suite(suite: Suite, command: str | None = None,
             outcomes.append(Outcome(experiment, "skipped"))
             continue
         try:
-            train(experiment.config, experiment.path, resume=state == "resume", overwrite=state == "start",
-                  command=command)
-        except NonFiniteLossError as e:
+            if nproc_per_node > 1:
+                _torchrun(experiment, state, nproc_per_node)
+            else:
+                train(experiment.config, experiment.path, resume=state == "resume", overwrite=state == "start",
+                      command=command)
+        except (NonFiniteLossError, RunFailed) as e:
             log(f"[{i}/{len(steps)}] {experiment.name}: failed: {e}")
             outcomes.append(Outcome(experiment, "failed", str(e)))
             continue
         outcomes.append(Outcome(experiment, "resumed" if state == "resume" else "started"))
     return outcomes
+
+
+class RunFailed(RunError):
+    """A data-parallel run's processes ended with an error (its last line is the message)."""
+
+
+def _torchrun(experiment: Experiment, state: Status, nproc_per_node: int) -> None:
+    """Train one experiment with ``nproc_per_node`` processes: ``torchrun ... -m resdyn train`` on its config."""
+    experiment.path.mkdir(parents=True, exist_ok=True)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
+              "-m", "resdyn", "train"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if state == "resume":
+            # status() has checked that the folder's config is this experiment's.
+            args = ["--resume", str(experiment.path)]
+        else:
+            config = Path(tmp) / "config.toml"
+            config.write_text(dump_config(experiment.config))
+            args = ["-c", str(config), "--out", str(experiment.path), "--overwrite"]
+        done = subprocess.run([*launch, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if "resdyn: error:" in line]
+        raise RunFailed(errors[-1].split("resdyn: error: ", 1)[1] if errors else
+                        f"torchrun exited with {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
 
 
 def report_suite(suite: Suite) -> tuple[Report, Path, Path]:

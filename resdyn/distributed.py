@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
 from resdyn.errors import ConfigError
@@ -98,6 +97,23 @@ def join_world(device_type: str) -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+class _AllReduce(torch.autograd.Function):
+    """A sum over processes that gradients flow through: the gradient of each process's part is the sum of
+    every process's gradient of the total."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
 class SyncBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are those of the whole global batch, every process's images.
 
@@ -113,12 +129,12 @@ class SyncBatchNorm(nn.BatchNorm2d):
         channels = x.shape[1]
         dims = [0, 2, 3]
         count = torch.full((1,), x.numel() // channels, dtype=x.dtype, device=x.device)
-        totals = dist_nn.all_reduce(torch.cat([x.sum(dims), count]))
+        totals = _AllReduce.apply(torch.cat([x.sum(dims), count]))
         n = totals[-1]
         mean = totals[:channels] / n
         # Two passes: E[x^2] - E[x]^2 cancels catastrophically in float32 for a channel whose mean dwarfs its spread.
         centred = x - mean.view(1, channels, 1, 1)
-        var = dist_nn.all_reduce((centred * centred).sum(dims)) / n
+        var = _AllReduce.apply((centred * centred).sum(dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)

@@ -179,3 +179,17 @@ def test_shipped_suites_load():
     assert len(r56.experiments) == 6 and {e.config.train.epochs for e in r56.experiments} == {30}
     for path in SUITES.glob("*.toml"):  # every shipped suite resolves
         assert load_suite(path).experiments, path
+
+
+@pytest.mark.slow
+def test_compare_launches_each_run_on_several_processes(tmp_path, capsys):
+    path = write_suite(tmp_path, f"""
+        [suite]
+        name = "digits-ddp"
+        out = "{tmp_path / 'out'}"
+        set = ["train.epochs=1", "data.limit_train=128", "data.limit_test=64"]
+        """)
+    assert main(["compare", "-c", str(path), "--nproc-per-node", "2"]) == 0
+    summary = RunDir(tmp_path / "out" / "resnet-seed0").read_summary()
+    assert summary.world_size == 2 and summary.epochs == 1 and summary.train_images == 128
+    assert "resnet" in (tmp_path / "out" / "report" / "report.md").read_text()
