@@ -48,7 +48,8 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, **option
     valid = sorted(f.name for f in accepted)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        by_name = f"; {name!r} fixes {', '.join(sorted(set(unknown) & set(fixed)))}" if set(unknown) & set(fixed) else ""
+        clash = sorted(set(unknown) & set(fixed))
+        by_name = f"; {name!r} fixes {', '.join(clash)}" if clash else ""
         raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}"
                           f"{by_name}")
     missing = [f.name for f in accepted if required(f) and f.name not in options]

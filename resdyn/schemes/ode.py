@@ -44,7 +44,6 @@ from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import AddsLoss, ReportsMetrics
 
 
-
 def _methods(kind: type) -> tuple[str, ...]:
     """torchdiffeq's solvers of ``kind``, one name per solver class (its ``SOLVERS`` lists ``fixed_adams`` as a
     second name of ``implicit_adams``)."""
@@ -100,13 +99,21 @@ class Solver:
     backward solve's error control (Kidger et al. 2021), which usually takes fewer steps for the same gradients.
     """
 
+    #: a torchdiffeq method: adaptive dopri5, dopri8, bosh3, ...; fixed-step euler, rk4, ... (need step_size)
     method: str = "dopri5"
+    #: relative tolerance of the adaptive methods
     rtol: float = 1e-3
+    #: absolute tolerance of the adaptive methods
     atol: float = 1e-3
+    #: step of the fixed-step methods (equal steps over [0, t1])
     step_size: float | None = None
+    #: steps (accepted and rejected) allowed per solve, forward and adjoint (None: no limit)
     max_steps: int | None = 1000
+    #: gradients by the adjoint method (memory constant in the steps) instead of backprop through the solver
     adjoint: bool = False
+    #: leave the parameters out of the adjoint solve's error control (Kidger et al. 2021)
     seminorm: bool = False
+    #: GiB backprop through the solver may keep, per block and batch (None: a quarter of the device's memory)
     max_memory: float | None = None
 
     def __post_init__(self) -> None:

@@ -103,7 +103,7 @@ class RungeKutta(Scheme):
         k: list[torch.Tensor] = []
         for i in range(t.stages):
             xi = x
-            for a, kj in zip(t.a[i], k):
+            for a, kj in zip(t.a[i][:i], k, strict=True):
                 if a != 0:
                     xi = xi + float(a) * kj
             k.append(self.field(n, i)(xi))
@@ -115,7 +115,7 @@ class RungeKutta(Scheme):
         t = cls.tableau
         k: list[np.ndarray] = []
         for i in range(t.stages):
-            k.append(z * (1 + sum(float(a) * kj for a, kj in zip(t.a[i], k))))
+            k.append(z * (1 + sum(float(a) * kj for a, kj in zip(t.a[i][:i], k, strict=True))))
         growth = 1 + sum(float(b) * ki for b, ki in zip(t.b, k, strict=True))
         return np.stack([np.ones_like(z), -growth], axis=-1)
 
