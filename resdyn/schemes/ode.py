@@ -95,8 +95,9 @@ class Solver:
     seed 004's ODENet on 128 images, so 1000 steps would want ~92 GiB), so ``max_memory`` (GiB, per block and
     batch; None: a quarter of the device's memory, RAM on the CPU) bounds the bytes the solve has kept, counted as
     autograd saves them, and stops it with the same error long before the machine runs out. ``adjoint`` computes
-    gradients by the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint out of the
-    backward solve's error control (Kidger et al. 2021), which usually takes fewer steps for the same gradients.
+    gradients by the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint
+    out of the backward solve's error control (Kidger et al. 2021), which usually takes fewer steps for the same
+    gradients.
     """
 
     #: a torchdiffeq method: adaptive dopri5, dopri8, bosh3, ...; fixed-step euler, rk4, ... (need step_size)
