@@ -20,6 +20,7 @@ of two coupled states, is the same coupling on channel halves: RevNet, ``scheme=
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,13 @@ class Leapfrog(Scheme):
     reversible = True
     Options = LeapfrogOptions
 
-    def __init__(self, fields, shortcuts, activation=None, **options: Any) -> None:  # noqa: ANN001 (as Scheme)
+    def __init__(
+        self,
+        fields: Sequence[nn.Module],
+        shortcuts: Sequence[nn.Module],
+        activation: nn.Module | None = None,
+        **options: Any,
+    ) -> None:
         if activation is not None and not isinstance(activation, nn.Identity):
             raise ConfigError("the leapfrog scheme is reversible only without an activation after each step "
                               "(a ReLU cannot be inverted): use pre-activation fields (preact=true)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,7 +48,13 @@ class LinearMultistep(Scheme, ReportsMetrics):
     order = 1
     Options = LMOptions
 
-    def __init__(self, fields, shortcuts, activation=None, **options: Any) -> None:  # noqa: ANN001 (as Scheme)
+    def __init__(
+        self,
+        fields: Sequence[nn.Module],
+        shortcuts: Sequence[nn.Module],
+        activation: nn.Module | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(fields, shortcuts, activation, **options)
         self.convention: Convention = self.options.convention
         # One k per step with a previous state of its shape: all but the first and the transitions.
