@@ -91,8 +91,8 @@ class Solver:
     torchdiffeq's own ``step_size`` option, whose grid can gain a sliver of an extra step to round-off, e.g.
     ``step_size=1/49``.) ``max_steps`` bounds the steps (accepted and rejected) of each solve, forward and adjoint,
     so that a blow-up stops with :class:`ODESolverError` instead of running on. It does not bound memory: backprop
-    through the solver keeps every accepted step's field activations for backward (~95 MiB a dopri5 step for
-    seed 004's ODENet on 128 images, so 1000 steps would want ~92 GiB), so ``max_memory`` (GiB, per block and
+    through the solver keeps every accepted step's field activations for backward (~56 MiB a dopri5 step for
+    seed 004's ODENet on 128 images, so 1000 steps would want ~55 GiB), so ``max_memory`` (GiB, per block and
     batch; None: a quarter of the device's memory, RAM on the CPU) bounds the bytes the solve has kept, counted as
     autograd saves them, and stops it with the same error long before the machine runs out. ``adjoint`` computes
     gradients by the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint
