@@ -7,7 +7,6 @@ overrides, and the library below sees only typed config and objects.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import shlex
 import sys
@@ -66,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, default=10)
     m.add_argument("--image-size", type=int, default=32)
     m.add_argument("--no-mult-adds", action="store_true", help="skip the (slower) Mult-Adds count")
+    m.add_argument("--options", metavar="NAME", help="list the options of the model NAME with their defaults")
 
     d = sub.add_parser("data", help="list datasets, show where their files are, verify checksums")
     d.add_argument("action", choices=["list", "where", "verify"])
@@ -175,13 +175,15 @@ def run_table(run: RunDir) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from resdyn.analysis.profile import count_parameters, mult_adds
-    from resdyn.nets import MODELS, build_model
+    from resdyn.nets import MODELS, build_model, model_options
+    from resdyn.nets.base import required
 
+    if args.options is not None:
+        return print_model_options(args.options)
     rows = []
     for name in MODELS.names():
-        depth = inspect.signature(MODELS.get(name)).parameters.get("depth")
-        if depth is not None and depth.default is inspect.Parameter.empty:
-            continue  # a family entry that needs depth=N; its named depths are listed
+        if any(required(option) for option in model_options(name)):
+            continue  # a family that needs e.g. depth=N; its named members are listed
         model = build_model(name, args.in_channels, args.num_classes)
         row = [name, count_parameters(model)]
         if not args.no_mult_adds:
@@ -191,8 +193,52 @@ def cmd_models(args: argparse.Namespace) -> int:
     headers = ["model", "params"] + ([] if args.no_mult_adds else ["Mult-Adds/image", "per batch of 128"])
     print(format_table(headers + ["description"], rows))
     print(f"\n(input {args.in_channels}x{args.image_size}x{args.image_size}, {args.num_classes} classes; "
-          "`resnet` and `lm-resnet` with depth=N build any valid depth)")
+          "the families resnet, lm-resnet, resnext29, revnet, fractalnet build any valid depth or size: "
+          "`resdyn models --options NAME` lists a model's options)")
     return 0
+
+
+def print_model_options(name: str) -> int:
+    """``resdyn models --options NAME``: each option of the model, its type, default and description."""
+    import dataclasses
+
+    from resdyn.nets import MODELS, model_family, model_options
+    from resdyn.nets.base import required
+    from resdyn.nets.cifar import OWN_BODIES
+    from resdyn.noise import NOISES
+    from resdyn.schemes import SCHEMES
+    from resdyn.typed import field_docs
+
+    family, fixed = model_family(name)
+    docs = field_docs(family.options)
+    rows = []
+    for option in model_options(name):
+        if required(option):
+            default = "(required)"
+        else:
+            default = option.default if option.default_factory is dataclasses.MISSING else option.default_factory()
+        kind = option.type if isinstance(option.type, str) else getattr(option.type, "__name__", str(option.type))
+        rows.append([option.name, kind, repr(default), docs.get(option.name, "")])
+    print(f"{name}: {MODELS.help(name)}")
+    if fixed:
+        print(f"(the family {MODELS.get(name).family!r} with {', '.join(f'{k}={v!r}' for k, v in fixed.items())})")
+    print(format_table(["option", "type", "default", "description"], rows))
+    accepted = {o.name for o in model_options(name)}
+    if "scheme_options" in accepted:
+        schemes = [fixed["scheme"]] if "scheme" in fixed else [n for n in SCHEMES.names() if n not in OWN_BODIES]
+        shown = [f"{n}: {_defaults(SCHEMES.get(n).Options) or '(none)'}" for n in schemes]
+        print("\nscheme_options of " + "; ".join(shown))
+    if "noise_options" in accepted:
+        print("noise_options of " + "; ".join(f"{n}: {_defaults(NOISES.get(n))}" for n in NOISES.names()))
+    print("\nset them in a recipe's [model.options] or with --set model.options.KEY=VALUE "
+          "(nested: --set model.options.noise_options.survival_last=0.8)")
+    return 0
+
+
+def _defaults(options: type) -> str:
+    import dataclasses
+
+    return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(options))
 
 
 def cmd_data(args: argparse.Namespace) -> int:

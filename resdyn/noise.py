@@ -25,6 +25,7 @@ from torch import nn
 
 from resdyn.errors import ConfigError
 from resdyn.registry import Registry
+from resdyn.typed import build_table
 
 FieldFactory = Callable[[], nn.Module]
 
@@ -174,15 +175,10 @@ NOISES.add("gaussian", GaussianNoise, "add N(0, std^2) to every branch")
 
 
 def make_noise(name: str | None, **options: object) -> Noise | None:
-    """The noise ``name`` with its ``options`` (e.g. ``survival_last=0.8``); None for no noise."""
+    """The noise ``name`` with its ``options`` (e.g. ``survival_last=0.8``), type-checked; None for no noise."""
     if name is None:
         if options:
             raise ConfigError(f"noise options {sorted(options)} given without a noise; set noise to one of "
-                            f"{', '.join(NOISES.names())}")
+                              f"{', '.join(NOISES.names())}")
         return None
-    cls = NOISES.get(name)
-    try:
-        return cls(**options)
-    except TypeError:
-        valid = ", ".join(f.name for f in cls.__dataclass_fields__.values())
-        raise ConfigError(f"noise {name!r} takes options {valid}; got {sorted(options)}") from None
+    return build_table(NOISES.get(name), options, f"noise_options of {name}")

@@ -8,6 +8,7 @@ names the key, what was expected and, for an unknown key, the valid ones. Used f
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from typing import Any, Literal
@@ -36,6 +37,30 @@ def build_table(cls: type, data: Any, where: str) -> Any:
         else:
             kwargs[key] = _check(value, hint, path)
     return cls(**kwargs)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``#:`` comment above each field of the dataclass ``cls`` (and its dataclass bases), by field name:
+    the one place an option is described, shown by ``resdyn models --options``."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        comment: list[str] = []
+        for line in lines:
+            text = line.strip()
+            if text.startswith("#:"):
+                comment.append(text[2:].strip())
+                continue
+            name = text.split(":", 1)[0]
+            if comment and name.isidentifier():
+                docs[name] = " ".join(comment)
+            comment = []
+    return docs
 
 
 def _check(value: Any, hint: Any, path: str) -> Any:

@@ -120,7 +120,7 @@ def test_make_noise_errors():
     assert make_noise("shake-shake", dt=0.5) == ShakeShake(dt=0.5)
     with pytest.raises(UnknownNameError, match="valid noise names: gaussian, shake-shake, stochastic-depth"):
         make_noise("dropout")
-    with pytest.raises(ConfigError, match="takes options survival_last, scaling, per"):
+    with pytest.raises(ConfigError, match="unknown key.*p .*valid keys: survival_last, scaling, per"):
         make_noise("stochastic-depth", p=0.5)
     with pytest.raises(ConfigError, match="given without a noise"):
         make_noise(None, survival_last=0.5)

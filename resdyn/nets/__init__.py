@@ -5,14 +5,19 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from typing import Any
 
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.nets import cifar, fractal, odenet, revnet  # noqa: F401  (each registers its models)
-from resdyn.nets.base import MODELS, Network
+from resdyn.nets import cifar, fractal, odenet, revnet  # noqa: F401  (each registers its families)
+from resdyn.nets.aliases import ALIASES
+from resdyn.nets.base import FAMILIES, MODELS, Family, ModelName, Network, required
+from resdyn.typed import build_table
+
+for _name, (_family, _fixed, _help) in ALIASES.items():
+    MODELS.add(_name, ModelName(_family, _fixed), _help)
 
 
 def list_models() -> list[str]:
@@ -20,18 +25,38 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 
+def model_family(name: str) -> tuple[Family, dict[str, Any]]:
+    """The family of the model ``name`` and the options the name fixes."""
+    entry = MODELS.get(name)
+    return FAMILIES.get(entry.family), entry.fixed
+
+
+def model_options(name: str) -> list[dataclasses.Field]:
+    """The options ``name`` accepts (fields of its family's options dataclass, less the ones the name fixes)."""
+    family, fixed = model_family(name)
+    return [f for f in dataclasses.fields(family.options) if f.name not in fixed]
+
+
 def build_model(name: str, in_channels: int = 3, num_classes: int = 10, **options: Any) -> nn.Module:
     """Build the registered model ``name`` for images with ``in_channels`` channels and ``num_classes`` classes.
 
-    Unknown names and unknown options are errors that list the valid ones.
+    ``options`` are checked against the family's options dataclass: unknown or mistyped options are errors
+    that list the valid ones.
     """
-    builder = MODELS.get(name)
-    params = inspect.signature(builder).parameters
-    valid = sorted(p for p in params if p not in ("in_channels", "num_classes"))
+    family, fixed = model_family(name)
+    accepted = model_options(name)
+    valid = sorted(f.name for f in accepted)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
-    return builder(in_channels=in_channels, num_classes=num_classes, **options)
+        clash = sorted(set(unknown) & set(fixed))
+        by_name = f"; {name!r} fixes {', '.join(clash)}" if clash else ""
+        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}"
+                          f"{by_name}")
+    missing = [f.name for f in accepted if required(f) and f.name not in options]
+    if missing:
+        raise ConfigError(f"model {name!r} needs the option(s) {', '.join(missing)} (e.g. depth=56); "
+                          f"`resdyn models --options {name}` lists them")
+    return family.build(build_table(family.options, {**fixed, **options}, "model.options"), in_channels, num_classes)
 
 
-__all__ = ["MODELS", "Network", "build_model", "list_models"]
+__all__ = ["FAMILIES", "MODELS", "Network", "build_model", "list_models", "model_options"]

@@ -1,13 +1,53 @@
-"""The shape every network shares: stem -> body (a scheme over residual fields) -> head."""
+"""The shape every network shares (stem -> body (a scheme over residual fields) -> head), and the model registry.
+
+A model *family* is a typed options dataclass and a builder that takes it (``FAMILIES``); every model name
+(``MODELS``) is a family with some of its options fixed: the family itself (``resnet``, depth free) or an alias
+of the literal table in :mod:`resdyn.nets.aliases` (``lm-resnet56``).
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from resdyn.registry import Registry
 
-MODELS: Registry = Registry("model")
+
+@dataclass(frozen=True)
+class Family:
+    """A family of networks: ``build(options, in_channels, num_classes)`` with ``options`` an instance of
+    ``options`` (a dataclass, validated by :func:`resdyn.typed.build_table`)."""
+
+    options: type
+    build: Callable[[Any, int, int], nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """What a model name means: a family and the options the name fixes."""
+
+    family: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+FAMILIES: Registry[Family] = Registry("model family")
+MODELS: Registry[ModelName] = Registry("model")
+
+
+def required(option: dataclasses.Field) -> bool:
+    """Whether an options dataclass field has no default (a family's ``depth``, which its names fix)."""
+    return option.default is dataclasses.MISSING and option.default_factory is dataclasses.MISSING
+
+
+def register_family(name: str, options: type, build: Callable[[Any, int, int], nn.Module], help: str) -> None:
+    """Add the family ``name`` (also a model name, nothing fixed)."""
+    FAMILIES.add(name, Family(options, build), help)
+    MODELS.add(name, ModelName(name), help)
 
 
 class Network(nn.Module):

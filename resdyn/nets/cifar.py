@@ -8,25 +8,24 @@ through the fields is a parameter, so every scheme of ``resdyn.schemes`` gives a
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from torch import nn
 
 from resdyn.errors import ConfigError
 from resdyn.fields import FIELDS, ResNeXtField, conv3x3, shortcut
-from resdyn.nets.base import MODELS, ClassifierHead, Network
+from resdyn.nets.base import ClassifierHead, Network, register_family
 from resdyn.noise import Noise, make_noise
-from resdyn.schemes import Euler, LinearMultistep, Poly
+from resdyn.schemes import SCHEMES, Euler, Scheme
+from resdyn.typed import build_table
 
 WIDTHS = (16, 32, 64)
 NAMED_DEPTHS = (20, 32, 44, 56, 110, 164, 1202)
 # He et al. 2016 trained ResNet-164 and -1001 as pre-activation bottleneck networks; every other named
 # depth is the He et al. 2015 post-activation basic network.
 BOTTLENECK_DEPTHS = (164, 1001)
-
-Scheme = Callable[[Sequence[nn.Module], Sequence[nn.Module], nn.Module | None], nn.Module]
-
 
 def blocks_per_stage(depth: int, block: str) -> int:
     """``n`` such that depth = 6n + 2 (basic) or 9n + 2 (bottleneck); an error names the valid depths."""
@@ -46,19 +45,28 @@ def residual_body(
     shapes: Sequence[tuple[int, int, int]],
     shortcut_option: str,
     preact: bool,
-    scheme: Scheme,
+    scheme: type[Scheme],
+    scheme_options: Mapping[str, Any],
     noise: Noise | None,
-) -> nn.Module:
-    """``scheme(fields, shortcuts, activation)`` over fields built by ``make_fields`` (wrapped by ``noise``).
+) -> Scheme:
+    """``scheme(fields, shortcuts, activation, **scheme_options)`` over fields built by ``make_fields``.
 
-    ``shapes[i] = (in_channels, out_channels, stride)`` of field ``i``, which decides its shortcut.
+    ``shapes[i] = (in_channels, out_channels, stride)`` of field ``i``, which decides its shortcut. ``noise`` wraps
+    every field; a shape-keeping step of a scheme with several fields per step (Runge-Kutta with ``stage_fields``)
+    gets that many, each wrapped alike.
     """
-    fields, shortcuts = [], []
+    per_step = scheme.fields_per_step(build_table(scheme.Options, dict(scheme_options), "scheme_options"))
+    fields: list[nn.Module] = []
+    shortcuts = []
     for i, (make, (c_in, c_out, stride)) in enumerate(zip(make_fields, shapes, strict=True)):
         keeps_shape = c_in == c_out and stride == 1
-        fields.append(noise.wrap(make, i, len(make_fields), keeps_shape) if noise is not None else make())
+
+        def one(make: Callable[[], nn.Module] = make, i: int = i, keeps_shape: bool = keeps_shape) -> nn.Module:
+            return noise.wrap(make, i, len(make_fields), keeps_shape) if noise is not None else make()
+
+        fields.append(nn.ModuleList(one() for _ in range(per_step)) if per_step > 1 and keeps_shape else one())
         shortcuts.append(shortcut(shortcut_option, c_in, c_out, stride, preact))
-    return scheme(fields, shortcuts, None if preact else nn.ReLU())
+    return scheme(fields, shortcuts, None if preact else nn.ReLU(), **scheme_options)
 
 
 def cifar_resnet(
@@ -69,11 +77,12 @@ def cifar_resnet(
     block: str | None = None,
     preact: bool | None = None,
     shortcut_option: str | None = None,
-    scheme: Scheme = Euler,
+    scheme: type[Scheme] = Euler,
+    scheme_options: Mapping[str, Any] | None = None,
     noise: Noise | None = None,
     widths: Sequence[int] = WIDTHS,
 ) -> Network:
-    """A CIFAR ResNet of ``depth`` layers whose body is ``scheme(fields, shortcuts, activation)``.
+    """A CIFAR ResNet of ``depth`` layers whose body is ``scheme(fields, shortcuts, activation, **scheme_options)``.
 
     ``block`` is "basic" or "bottleneck" and ``preact`` selects the pre-activation fields; both default
     to the configuration the papers trained at that depth. ``shortcut_option`` is "A" (zero-padding, no
@@ -104,7 +113,7 @@ def cifar_resnet(
     stem_layers: list[nn.Module] = [conv3x3(in_channels, widths[0])]
     if not preact:
         stem_layers += [nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
-    body = residual_body(makes, shapes, shortcut_option, preact, scheme, noise)
+    body = residual_body(makes, shapes, shortcut_option, preact, scheme, scheme_options or {}, noise)
     net = Network(nn.Sequential(*stem_layers), body, ClassifierHead(channels, num_classes, preact))
     init_he(net)
     return net
@@ -118,7 +127,8 @@ def cifar_resnext(
     base_width: int = 64,
     widen_factor: int = 4,
     blocks: int = 3,
-    scheme: Scheme = Euler,
+    scheme: type[Scheme] = Euler,
+    scheme_options: Mapping[str, Any] | None = None,
     noise: Noise | None = None,
 ) -> Network:
     """ResNeXt-29 for CIFAR (Xie et al. 2017, sec. 5.3): 3 stages of ``blocks`` aggregated bottlenecks.
@@ -137,7 +147,7 @@ def cifar_resnext(
             shapes.append((channels, out, stride))
             channels = out
     stem = nn.Sequential(conv3x3(in_channels, 64), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
-    body = residual_body(makes, shapes, "B", False, scheme, noise)
+    body = residual_body(makes, shapes, "B", False, scheme, scheme_options or {}, noise)
     net = Network(stem, body, ClassifierHead(channels, num_classes, preact=False))
     init_he(net)
     return net
@@ -153,107 +163,95 @@ def init_he(net: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-# -- registered builders: strings and option dicts stop here ------------------------------------------------
+# -- the registered families: strings and option tables stop here ------------------------------------------
+
+# Schemes that do not step residual fields f_n(x) with shortcuts, and so cannot drive this layout's fields.
+OWN_BODIES = {
+    "fractal": "its fields are the columns of fractal blocks joined by averaging, not residual branches: "
+               "use the model fractalnet20 or fractalnet40",
+    "ode": "it integrates time-dependent fields f(t, x) (GroupNorm, not BatchNorm, which would mix the solver's "
+           "evaluations) with an adaptive solver: use the model odenet",
+    "reversible": "its coupling steps two half-width fields F, G per block: use revnet38/110/164, or "
+                  "scheme=leapfrog for a reversible scheme on these fields",
+}
 
 
-def resnet(
-    depth: int,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    block: str | None = None,
-    preact: bool | None = None,
-    shortcut_option: str | None = None,
-    noise: str | None = None,
-    noise_options: dict[str, Any] | None = None,
-) -> Network:
-    """CIFAR ResNet (forward Euler)."""
+def step_scheme(name: str) -> type[Scheme]:
+    """The step-by-step scheme registered as ``name``; the others are refused with the reason."""
+    cls = SCHEMES.get(name)
+    if not issubclass(cls, Scheme):
+        raise ConfigError(f"scheme {name!r} cannot run on residual fields with shortcuts: {OWN_BODIES[name]}")
+    return cls
+
+
+@dataclass(frozen=True)
+class NoiseChoice:
+    """How training perturbs the fields (``resdyn.noise``): a noise name and its own options."""
+
+    #: stochastic-depth, shake-shake or gaussian (None: no noise)
+    noise: str | None = None
+    #: the noise's options, e.g. {survival_last = 0.8, scaling = "train"}
+    noise_options: dict[str, Any] = field(default_factory=dict)
+
+    def make_noise(self) -> Noise | None:
+        return make_noise(self.noise, **self.noise_options)
+
+
+@dataclass(frozen=True)
+class SchemeChoice:
+    """The scheme that steps the state through the fields (``resdyn.schemes.SCHEMES``) and its own options."""
+
+    #: euler, lm, poly, ab2, ab3, midpoint, heun, rk4, leapfrog, momentum
+    scheme: str = "euler"
+    #: the scheme's options, e.g. {convention = "code"} (lm), {order = 3} (poly), {stage_fields = true} (Runge-Kutta)
+    scheme_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResNetOptions(SchemeChoice, NoiseChoice):
+    """The CIFAR ResNet layout (He et al. 2015/2016) under any scheme."""
+
+    #: 6n + 2 (basic fields) or 9n + 2 (bottleneck)
+    depth: int
+    #: basic or bottleneck (None: bottleneck at depths 164 and 1001, else basic)
+    block: Literal["basic", "bottleneck"] | None = None
+    #: pre-activation fields (None: at the bottleneck depths, as He et al. 2016)
+    preact: bool | None = None
+    #: A (zero-padding) or B (projection) at transitions (None: B at the bottleneck depths, else A)
+    shortcut_option: Literal["A", "B"] | None = None
+
+
+def resnet(o: ResNetOptions, in_channels: int, num_classes: int) -> Network:
+    """A CIFAR ResNet with the options' scheme and noise."""
     return cifar_resnet(
-        depth, in_channels=in_channels, num_classes=num_classes, block=block, preact=preact,
-        shortcut_option=shortcut_option, noise=make_noise(noise, **(noise_options or {})),
+        o.depth, in_channels=in_channels, num_classes=num_classes, block=o.block, preact=o.preact,
+        shortcut_option=o.shortcut_option, scheme=step_scheme(o.scheme), scheme_options=o.scheme_options,
+        noise=o.make_noise(),
     )
 
 
-def lm_resnet(
-    depth: int,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    block: str | None = None,
-    preact: bool = True,
-    shortcut_option: str | None = None,
-    convention: str = "paper",
-    noise: str | None = None,
-    noise_options: dict[str, Any] | None = None,
-) -> Network:
-    """LM-ResNet (linear two-step scheme); pre-activation by default, as in Lu et al. 2018."""
-    scheme = functools.partial(LinearMultistep, convention=convention)
-    return cifar_resnet(
-        depth, in_channels=in_channels, num_classes=num_classes, block=block, preact=preact,
-        shortcut_option=shortcut_option, scheme=scheme, noise=make_noise(noise, **(noise_options or {})),
-    )
+@dataclass(frozen=True, kw_only=True)
+class ResNeXtOptions(SchemeChoice, NoiseChoice):
+    """ResNeXt-29 for CIFAR (Xie et al. 2017) under any scheme."""
+
+    #: groups per aggregated bottleneck (8 or 16 in the paper)
+    cardinality: int
+    #: channels per group in the first stage
+    base_width: int = 64
+    #: output width 64 * widen_factor in the first stage
+    widen_factor: int = 4
+    #: bottlenecks per stage
+    blocks: int = 3
 
 
-def polynet(
-    depth: int,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    block: str | None = None,
-    preact: bool | None = None,
-    shortcut_option: str | None = None,
-    order: int = 2,
-    noise: str | None = None,
-    noise_options: dict[str, Any] | None = None,
-) -> Network:
-    """CIFAR ResNet whose blocks are PolyNet's x + F x + F F x (``order=3`` adds F F F x)."""
-    return cifar_resnet(
-        depth, in_channels=in_channels, num_classes=num_classes, block=block, preact=preact,
-        shortcut_option=shortcut_option, scheme=functools.partial(Poly, order=order),
-        noise=make_noise(noise, **(noise_options or {})),
-    )
-
-
-def resnext29(
-    cardinality: int,
-    in_channels: int = 3,
-    num_classes: int = 100,
-    noise: str | None = None,
-    noise_options: dict[str, Any] | None = None,
-) -> Network:
-    """ResNeXt-29 (forward Euler), CIFAR-100 by default."""
+def resnext29(o: ResNeXtOptions, in_channels: int, num_classes: int) -> Network:
+    """ResNeXt-29 with the options' scheme and noise."""
     return cifar_resnext(
-        in_channels=in_channels, num_classes=num_classes, cardinality=cardinality,
-        noise=make_noise(noise, **(noise_options or {})),
+        in_channels=in_channels, num_classes=num_classes, cardinality=o.cardinality, base_width=o.base_width,
+        widen_factor=o.widen_factor, blocks=o.blocks, scheme=step_scheme(o.scheme), scheme_options=o.scheme_options,
+        noise=o.make_noise(),
     )
 
 
-def lm_resnext29(
-    cardinality: int,
-    in_channels: int = 3,
-    num_classes: int = 100,
-    convention: str = "paper",
-    noise: str | None = None,
-    noise_options: dict[str, Any] | None = None,
-) -> Network:
-    """LM-ResNeXt-29: the linear two-step scheme on ResNeXt blocks (Lu et al. 2018), CIFAR-100 by default."""
-    return cifar_resnext(
-        in_channels=in_channels, num_classes=num_classes, cardinality=cardinality,
-        scheme=functools.partial(LinearMultistep, convention=convention),
-        noise=make_noise(noise, **(noise_options or {})),
-    )
-
-
-MODELS.add("resnet", resnet, "CIFAR ResNet of any valid depth (option depth=N required)")
-MODELS.add("lm-resnet", lm_resnet, "LM-ResNet of any valid depth (option depth=N required)")
-for _depth in NAMED_DEPTHS:
-    _kind = "pre-activation bottleneck (He 2016)" if _depth in BOTTLENECK_DEPTHS else "post-activation basic (He 2015)"
-    MODELS.add(f"resnet{_depth}", functools.partial(resnet, _depth), f"CIFAR ResNet-{_depth}, {_kind}")
-for _depth in (20, 32, 44, 56, 110, 164):
-    MODELS.add(f"lm-resnet{_depth}", functools.partial(lm_resnet, _depth),
-               f"LM-ResNet-{_depth} (Lu et al. 2018), pre-activation, linear two-step scheme")
-for _depth in (20, 56, 110):
-    MODELS.add(f"polynet{_depth}", functools.partial(polynet, _depth),
-               f"ResNet-{_depth} layout with PolyNet blocks x + F x + F F x (Zhang et al. 2017)")
-for _card in (8, 16):
-    MODELS.add(f"resnext29-{_card}x64d", functools.partial(resnext29, _card),
-               f"ResNeXt-29 {_card}x64d (Xie et al. 2017), CIFAR-100 by default")
-    MODELS.add(f"lm-resnext29-{_card}x64d", functools.partial(lm_resnext29, _card),
-               f"LM-ResNeXt-29 {_card}x64d: the two-step scheme on ResNeXt blocks (Lu et al. 2018)")
+register_family("resnet", ResNetOptions, resnet, "CIFAR ResNet of any valid depth and any scheme (depth=N required)")
+register_family("resnext29", ResNeXtOptions, resnext29, "ResNeXt-29 (Xie et al. 2017) under any scheme")

@@ -16,12 +16,13 @@ block. ``fractalnet40`` at the same widths has 76,106,634.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.nets.base import MODELS, ClassifierHead, Network
+from resdyn.nets.base import ClassifierHead, Network, register_family
 from resdyn.schemes.fractal import Fractal, FractalBlock
 
 BLOCKS = 5
@@ -116,33 +117,36 @@ def init_caffe_xavier(net: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-# -- registered builders: strings and option dicts stop here ------------------------------------------------
+# -- the registered family: strings and option tables stop here ----------------------------------------------
 
 
-def _named(columns: int) -> Callable[..., Network]:
-    def build(
-        in_channels: int = 3,
-        num_classes: int = 10,
-        columns: int = columns,
-        blocks: int = BLOCKS,
-        channels: Sequence[int] | None = None,
-        drop_path_local: float = 0.15,
-        global_drop_ratio: float = 0.5,
-        dropout: bool | Sequence[float] = False,
-        flat_join: bool = True,
-    ) -> Network:
-        return cifar_fractalnet(
-            columns, blocks, in_channels=in_channels, num_classes=num_classes, channels=channels,
-            drop_path_local=drop_path_local, global_drop_ratio=global_drop_ratio, dropout=dropout, flat_join=flat_join,
-        )
+@dataclass(frozen=True, kw_only=True)
+class FractalNetOptions:
+    """A CIFAR FractalNet of Larsson et al. 2017."""
 
-    build.__doc__ = f"CIFAR FractalNet, {columns} columns by default (Larsson et al. 2017)."
-    return build
+    #: columns C of each fractal block (deepest path 2^(C-1) convolutions per block)
+    columns: int
+    #: fractal blocks B, each followed by a 2x2 max-pool
+    blocks: int = BLOCKS
+    #: one width per block (None: 64, 128, 256, 512, 512, ...)
+    channels: list[int] | None = None
+    #: local drop-path probability at every join
+    drop_path_local: float = 0.15
+    #: fraction of mini-batches trained on one global column
+    global_drop_ratio: float = 0.5
+    #: false (none), true (the paper's 0.1 b in block b) or one rate per block
+    dropout: bool | list[float] = False
+    #: the paper's merged n-ary joins (false: seed 000's nested binary means)
+    flat_join: bool = True
 
 
-for _columns in (3, 4):
-    _depth = BLOCKS * 2 ** (_columns - 1)
-    MODELS.add(
-        f"fractalnet{_depth}", _named(_columns),
-        f"CIFAR FractalNet, C={_columns} columns x B={BLOCKS} blocks, {_depth} layers on its deepest path",
+def fractalnet(o: FractalNetOptions, in_channels: int, num_classes: int) -> Network:
+    """CIFAR FractalNet with ``columns`` columns."""
+    return cifar_fractalnet(
+        o.columns, o.blocks, in_channels=in_channels, num_classes=num_classes, channels=o.channels,
+        drop_path_local=o.drop_path_local, global_drop_ratio=o.global_drop_ratio, dropout=o.dropout,
+        flat_join=o.flat_join,
     )
+
+
+register_family("fractalnet", FractalNetOptions, fractalnet, "CIFAR FractalNet (Larsson et al. 2017), C columns")

@@ -24,11 +24,14 @@ Weights keep PyTorch's default initialisation, as the reference code does.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from torch import nn
 
 from resdyn.errors import ConfigError
 from resdyn.fields import PreActGroupNormField, TimeConvField, group_norm
-from resdyn.nets.base import MODELS, Network
+from resdyn.nets.base import Network, register_family
 from resdyn.schemes import Euler
 from resdyn.schemes.ode import ODE, Regularisation, Solver
 
@@ -91,41 +94,56 @@ def seed_resnet(*, in_channels: int = 1, num_classes: int = 10, blocks: int = 4,
     return Network(downsampling(in_channels, width), body, classifier(width, num_classes))
 
 
-# -- registered builders: strings and option dicts stop here ------------------------------------------------
+# -- the registered families: strings and option tables stop here --------------------------------------------
 
 
-def odenet(
-    in_channels: int = 3,
-    num_classes: int = 10,
-    solver: str = "dopri5",
-    rtol: float = 1e-3,
-    atol: float = 1e-3,
-    t1: float = 1.0,
-    step_size: float | None = None,
-    adjoint: bool = False,
-    seminorm: bool = False,
-    blocks: int = 1,
-    augment: int = 0,
-    kinetic: float = 0.0,
-    jacobian: float = 0.0,
-    max_steps: int | None = 1000,
-    width: int = WIDTH,
-) -> Network:
-    """Seed 004's ODENet: dopri5 at rtol = atol = 1e-3 over [0, 1] by default (options as :class:`Solver`)."""
-    return seed_odenet(
-        in_channels=in_channels, num_classes=num_classes,
-        solver=Solver(solver, rtol, atol, step_size, max_steps, adjoint, seminorm), t1=t1,
-        regularisation=Regularisation(kinetic, jacobian), blocks=blocks, augment=augment, width=width,
-    )
+@dataclass(frozen=True, kw_only=True)
+class ODENetOptions(Solver):
+    """Seed 004's ODENet: the solver's options (:class:`Solver`: dopri5 at rtol = atol = 1e-3 by default) and the
+    network's."""
+
+    #: the end of the integration interval [0, t1]
+    t1: float = 1.0
+    #: ODE blocks in sequence
+    blocks: int = 1
+    #: zero channels appended to the state (augmented neural ODEs, Dupont et al. 2019)
+    augment: int = 0
+    #: weight of the kinetic-energy penalty (Finlay et al. 2020)
+    kinetic: float = 0.0
+    #: weight of the Jacobian Frobenius-norm penalty (Finlay et al. 2020)
+    jacobian: float = 0.0
+    #: channels of the state after downsampling
+    width: int = WIDTH
+
+    def solver(self) -> Solver:
+        """The :class:`Solver` part of these options."""
+        return Solver(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Solver)})
 
 
-def odenet_resnet(in_channels: int = 3, num_classes: int = 10, blocks: int = 4, width: int = WIDTH) -> Network:
-    """Seed 004's ResNet baseline with the ODENet's segments; ``blocks`` residual blocks (the seed: 2, 4, 8)."""
-    return seed_resnet(in_channels=in_channels, num_classes=num_classes, blocks=blocks, width=width)
+def odenet(o: ODENetOptions, in_channels: int, num_classes: int) -> Network:
+    """Seed 004's ODENet."""
+    return seed_odenet(in_channels=in_channels, num_classes=num_classes, solver=o.solver(), t1=o.t1,
+                       regularisation=Regularisation(o.kinetic, o.jacobian), blocks=o.blocks, augment=o.augment,
+                       width=o.width)
 
 
-MODELS.add("odenet", odenet, "ODENet of seed 004 (Chen et al. 2018): downsampling, ODE block(s), classifier; "
-                             "options solver, rtol, atol, t1, step_size, adjoint, seminorm, blocks, augment, "
-                             "kinetic, jacobian, max_steps, width")
-MODELS.add("odenet-resnet", odenet_resnet, "seed 004's ResNet baseline: the ODENet's segments around `blocks` "
-                                           "pre-activation GroupNorm residual blocks (default 4)")
+@dataclass(frozen=True)
+class ODEResNetOptions:
+    """Seed 004's ResNet baseline."""
+
+    #: pre-activation GroupNorm residual blocks (the seed: 2, 4, 8)
+    blocks: int = 4
+    #: channels of the state after downsampling
+    width: int = WIDTH
+
+
+def odenet_resnet(o: ODEResNetOptions, in_channels: int, num_classes: int) -> Network:
+    """Seed 004's ResNet baseline with the ODENet's segments."""
+    return seed_resnet(in_channels=in_channels, num_classes=num_classes, blocks=o.blocks, width=o.width)
+
+
+register_family("odenet", ODENetOptions, odenet,
+                "ODENet of seed 004 (Chen et al. 2018): downsampling, ODE block(s), classifier")
+register_family("odenet-resnet", ODEResNetOptions, odenet_resnet,
+                "seed 004's ResNet baseline: the ODENet's segments around `blocks` pre-activation GroupNorm "
+                "residual blocks (default 4)")

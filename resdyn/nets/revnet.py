@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
 from resdyn.errors import ConfigError
 from resdyn.fields import PadShortcut, ProjectionShortcut, conv1x1, conv3x3
-from resdyn.nets.base import MODELS, ClassifierHead, Network
-from resdyn.nets.cifar import init_he
-from resdyn.noise import FieldFactory, Noise, make_noise
+from resdyn.nets.base import ClassifierHead, Network, register_family
+from resdyn.nets.cifar import NoiseChoice, init_he
+from resdyn.noise import FieldFactory, Noise
 from resdyn.schemes.reversible import Reversible, ReversibleBlock
 
 STEM_WIDTH = 32
@@ -128,25 +129,24 @@ def cifar_revnet(
     return net
 
 
-# -- registered builders: strings and option dicts stop here ------------------------------------------------
+# -- the registered family: strings and option tables stop here ----------------------------------------------
 
 
-def revnet(
-    depth: int,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    memory_saving: bool = True,
-    noise: str | None = None,
-    noise_options: dict[str, Any] | None = None,
-) -> Network:
-    """CIFAR RevNet-``depth`` of Gomez et al. 2017 (38, 110 or 164)."""
-    block, units, widths = LAYOUTS[depth]
-    return cifar_revnet(
-        block, units, widths, in_channels=in_channels, num_classes=num_classes,
-        noise=make_noise(noise, **(noise_options or {})), memory_saving=memory_saving,
-    )
+@dataclass(frozen=True, kw_only=True)
+class RevNetOptions(NoiseChoice):
+    """A CIFAR RevNet of Gomez et al. 2017."""
+
+    #: 38, 110 or 164 (the paper's layouts)
+    depth: Literal[38, 110, 164]
+    #: backpropagate without storing the reversible blocks' activations (False: ordinary autograd)
+    memory_saving: bool = True
 
 
-for _depth, (_block, _units, _widths) in LAYOUTS.items():
-    MODELS.add(f"revnet{_depth}", functools.partial(revnet, _depth),
-               f"CIFAR RevNet-{_depth} (Gomez et al. 2017): {_block} functions, {_units} units per stage")
+def revnet(o: RevNetOptions, in_channels: int, num_classes: int) -> Network:
+    """CIFAR RevNet-``depth``."""
+    block, units, widths = LAYOUTS[o.depth]
+    return cifar_revnet(block, units, widths, in_channels=in_channels, num_classes=num_classes,
+                        noise=o.make_noise(), memory_saving=o.memory_saving)
+
+
+register_family("revnet", RevNetOptions, revnet, "CIFAR RevNet (Gomez et al. 2017) of depth 38, 110 or 164")

@@ -1,23 +1,38 @@
 """Schemes: how the state moves through a sequence of residual fields.
 
-Each scheme is a module that takes the fields ``f_n`` and the shortcut maps ``P_n`` (identity except where a
-step changes the state's shape) and reads like its update rule. ``SCHEMES`` maps a name to the class.
+The step-by-step schemes share one base, :class:`Scheme` (``scheme(fields, shortcuts, activation, **options)``
+and one abstract ``step``); RevNet's coupling, FractalNet's joins and the ODE block build their own bodies
+(ARCHITECTURE.md says why). ``SCHEMES`` maps a name to the class and is what ``scheme="rk4"`` looks up.
 """
 
 from resdyn.registry import Registry
+from resdyn.schemes.adams import AB2, AB3, AdamsBashforth
+from resdyn.schemes.base import Scheme, stability_region
 from resdyn.schemes.euler import Euler
 from resdyn.schemes.fractal import Fractal
+from resdyn.schemes.leapfrog import Leapfrog
+from resdyn.schemes.momentum import Momentum
 from resdyn.schemes.multistep import LinearMultistep
 from resdyn.schemes.ode import ODE
 from resdyn.schemes.poly import Poly
 from resdyn.schemes.reversible import Reversible
+from resdyn.schemes.runge_kutta import RK4, ButcherTableau, Heun, Midpoint, RungeKutta
 
 SCHEMES: Registry[type] = Registry("scheme")
-SCHEMES.add("euler", Euler, "forward Euler: x_{n+1} = P_n x_n + f_n(x_n) (ResNet)")
-SCHEMES.add("fractal", Fractal, "FractalNet: f_{C+1} = join(f_C(f_C(z)), conv(z)), joins averaging columns")
+SCHEMES.add("euler", Euler, "forward Euler: x_{n+1} = P_n x_n + f_n(x_n) (ResNet), order 1")
 SCHEMES.add("lm", LinearMultistep, "linear two-step: u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (LM-ResNet)")
-SCHEMES.add("ode", ODE, "continuous depth: z_{n+1} = z_n + ∫_0^t1 f_n(t, z) dt by a torchdiffeq solver (ODENet)")
 SCHEMES.add("poly", Poly, "PolyNet: x_{n+1} = x_n + F x_n + F F x_n, approximating backward Euler")
+SCHEMES.add("ab2", AB2, "Adams-Bashforth 2: x_{n+1} = x_n + 3/2 f(x_n) - 1/2 f(x_{n-1}), order 2")
+SCHEMES.add("ab3", AB3, "Adams-Bashforth 3: x_n + 23/12 f_n - 16/12 f_{n-1} + 5/12 f_{n-2}, order 3")
+SCHEMES.add("midpoint", Midpoint, "explicit midpoint Runge-Kutta: x_{n+1} = x_n + f(x_n + f(x_n)/2), order 2")
+SCHEMES.add("heun", Heun, "Heun's Runge-Kutta: x_{n+1} = x_n + (k1 + f(x_n + k1))/2, order 2")
+SCHEMES.add("rk4", RK4, "classical Runge-Kutta: x_{n+1} = x_n + (k1 + 2k2 + 2k3 + k4)/6, order 4")
+SCHEMES.add("leapfrog", Leapfrog, "leapfrog: u_{n+1} = u_{n-1} + f_n(u_n), order 2, reversible (stores no activations)")
+SCHEMES.add("momentum", Momentum, "heavy ball: v_{n+1} = g v_n + (1-g) f_n(x_n), x_{n+1} = x_n + v_{n+1}, order 1")
+SCHEMES.add("fractal", Fractal, "FractalNet: f_{C+1} = join(f_C(f_C(z)), conv(z)), joins averaging columns")
+SCHEMES.add("ode", ODE, "continuous depth: z_{n+1} = z_n + ∫_0^t1 f_n(t, z) dt by a torchdiffeq solver (ODENet)")
 SCHEMES.add("reversible", Reversible, "RevNet: y1 = x1 + F_n(x2), y2 = x2 + G_n(y1); invertible, stores no activations")
 
-__all__ = ["SCHEMES", "Euler", "Fractal", "LinearMultistep", "ODE", "Poly", "Reversible"]
+__all__ = ["AB2", "AB3", "RK4", "SCHEMES", "AdamsBashforth", "ButcherTableau", "Euler", "Fractal", "Heun", "Leapfrog",
+           "LinearMultistep", "Midpoint", "Momentum", "ODE", "Poly", "Reversible", "RungeKutta", "Scheme",
+           "stability_region"]

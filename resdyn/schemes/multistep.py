@@ -1,15 +1,17 @@
-"""Linear two-step scheme: LM-ResNet (Lu, Zhong, Li, Dong 2018, "Beyond Finite Layer Neural Networks")."""
+"""Linear two-step scheme: LM-ResNet (Lu, Zhong, Li, Dong 2018, "Beyond Finite Layer Neural Networks", ICML)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-from resdyn.errors import ConfigError
 from resdyn.metrics import ReportsMetrics
+from resdyn.schemes.base import Scheme
 
 Convention = Literal["paper", "code"]
 # Where the k_n start: the paper's U(-0.1, 0); the authors' code draws k_code ~ U(1.0, 1.1) = 1 - k_paper.
@@ -19,8 +21,18 @@ K_INIT: dict[str, tuple[float, float]] = {"paper": (-0.1, 0.0), "code": (1.0, 1.
 STABLE_K = (-1.0, 1.0)
 
 
-class LinearMultistep(nn.Module, ReportsMetrics):
+@dataclass(frozen=True)
+class LMOptions:
+    #: "paper" (eq. 24, k ~ U(-0.1, 0)) or "code" (the authors' implementation, k_code = 1 - k_paper)
+    convention: Convention = "paper"
+
+
+class LinearMultistep(Scheme, ReportsMetrics):
     """``u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n)``, one learnable ``k_n`` per step (Lu et al. 2018, eq. 24).
+
+    The learnable generalisation of the explicit two-step methods: ``k = 0`` is forward Euler and ``k = -γ`` the
+    heavy-ball step (:mod:`resdyn.schemes.momentum`). Order 1 for general ``k`` (consistency alone; second order
+    would need ``f``'s coefficients to depend on ``k``, as Adams-Bashforth's do).
 
     Conventions: ``"paper"`` is the equation above with ``k_n ~ U(-0.1, 0)`` at start; ``"code"`` is the
     authors' implementation, ``u_{n+1} = f_n(u_n) + k_n u_n + (1 - k_n) u_{n-1}`` with ``k_n ~ U(1.0, 1.1)``.
@@ -30,49 +42,44 @@ class LinearMultistep(nn.Module, ReportsMetrics):
     and every step whose shortcut ``P_n`` changes the shape (a downsampling transition) -- the step is a
     forward-Euler step ``u_{n+1} = P_n u_n + f_n(u_n)`` with no ``k``, and the state it hands on as
     ``u_n`` for the next step is ``P_n u_n``, the projected input. This is what the authors' code does (their
-    transition blocks carry a ``k`` that is never used; ours have none). ``activation`` (the post-activation
-    ResNet's ReLU) is applied to the sum, as in :class:`resdyn.schemes.Euler`.
+    transition blocks carry a ``k`` that is never used; ours have none).
     """
+
+    order = 1
+    Options = LMOptions
 
     def __init__(
         self,
         fields: Sequence[nn.Module],
         shortcuts: Sequence[nn.Module],
         activation: nn.Module | None = None,
-        convention: Convention = "paper",
-        k_init: tuple[float, float] | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__()
-        if len(fields) != len(shortcuts):
-            raise ValueError(f"{len(fields)} fields but {len(shortcuts)} shortcuts")
-        if convention not in K_INIT:
-            raise ConfigError(f"unknown LM convention {convention!r}; valid: 'paper', 'code'")
-        self.fields = nn.ModuleList(fields)
-        self.shortcuts = nn.ModuleList(shortcuts)
-        self.activation = activation if activation is not None else nn.Identity()
-        self.convention = convention
-        # Steps with a previous state of their shape: all but the first and the transitions.
-        self.two_step = [i > 0 and isinstance(s, nn.Identity) for i, s in enumerate(shortcuts)]
-        low, high = k_init if k_init is not None else K_INIT[convention]
-        self.k = nn.Parameter(torch.empty(sum(self.two_step)).uniform_(low, high))
+        super().__init__(fields, shortcuts, activation, **options)
+        self.convention: Convention = self.options.convention
+        # One k per step with a previous state of its shape: all but the first and the transitions.
+        two_step = [n > 0 and keeps for n, keeps in enumerate(self.keeps_shape)]
+        self.k_index = {n: j for j, n in enumerate(n for n, two in enumerate(two_step) if two)}
+        low, high = K_INIT[self.convention]
+        self.k = nn.Parameter(torch.empty(len(self.k_index)).uniform_(low, high))
 
-    def step(self, n: int, u: torch.Tensor, u_prev: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        f = self.fields[n](u)
+    def step(self, n: int, u: torch.Tensor, u_prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.field(n)(u)
+        if u_prev is None:
+            return u + f, u
+        k = self.k[self.k_index[n]]
         if self.convention == "paper":
-            return (1 - k) * u + k * u_prev + f
-        return f + k * u + (1 - k) * u_prev
+            return (1 - k) * u + k * u_prev + f, u
+        return f + k * u + (1 - k) * u_prev, u
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        u_prev = u
-        j = 0
-        for n, (f, shortcut) in enumerate(zip(self.fields, self.shortcuts, strict=True)):
-            if self.two_step[n]:
-                u, u_prev = self.activation(self.step(n, u, u_prev, self.k[j])), u
-                j += 1
-            else:
-                projected = shortcut(u)
-                u, u_prev = self.activation(projected + f(u)), projected
-        return u
+    def transition(self, n: int, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        projected = self.shortcuts[n](u)
+        return projected + self.field(n)(u), projected
+
+    @classmethod
+    def characteristic(cls, z: np.ndarray, k: float = 0.0, **coefficients: float) -> np.ndarray:
+        """``ρ^2 - (1 - k + z) ρ - k`` for the paper's ``k`` (one value for every step)."""
+        return np.stack([np.ones_like(z), -(1 - k + z), -k * np.ones_like(z)], axis=-1)
 
     def k_paper(self) -> torch.Tensor:
         """The learned ``k_n`` in the paper's convention, one per two-step layer, in depth order."""

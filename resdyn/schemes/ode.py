@@ -26,6 +26,7 @@ Three additions from later work:
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -35,28 +36,47 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
+from torchdiffeq._impl.odeint import SOLVERS
+from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver
+from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import AddsLoss, ReportsMetrics
 
-# torchdiffeq's solvers (its ``SOLVERS``, without "scipy_solver", which cannot backpropagate, and the alias
-# "fixed_adams"). Adaptive ones control their step by an error estimate; fixed-grid ones take ``step_size`` steps.
-ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
-FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+
+def _methods(kind: type) -> tuple[str, ...]:
+    """torchdiffeq's solvers of ``kind``, one name per solver class (its ``SOLVERS`` lists ``fixed_adams`` as a
+    second name of ``implicit_adams``)."""
+    seen: set[type] = set()
+    names = []
+    for name, solver in SOLVERS.items():
+        if issubclass(solver, kind) and solver not in seen:
+            seen.add(solver)
+            names.append(name)
+    return tuple(names)
+
+
+# Adaptive solvers control their step by an error estimate (the Runge-Kutta ones: those take ``callback_step``,
+# which the step checks need); fixed-grid ones take ``step_size`` steps. ``scipy_solver`` cannot backpropagate.
+ADAPTIVE_METHODS = _methods(RKAdaptiveStepsizeODESolver)
+FIXED_METHODS = _methods(FixedGridODESolver)
+GIB = 2**30
 Probe = Literal["gaussian", "rademacher"]
 State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 class ODESolverError(ResdynError, RuntimeError):
     """The solver could not integrate an ODE block: its step size underflowed, it took more than ``max_steps``
-    steps, or the state became non-finite. The message names the block, the solver and what to try."""
+    steps, backprop through it kept more than ``max_memory`` for backward, or the state became non-finite. The
+    message names the block, the solver and what to try."""
 
     def __init__(self, block: int, solver: Solver, direction: str, problem: str) -> None:
         self.block, self.solver, self.direction = block, solver, direction
         super().__init__(
             f"ODE block {block} ({solver.describe()}), {direction} solve: {problem}. The dynamics have become "
             "too stiff or have blown up for this solver. Try a looser tolerance (larger rtol/atol) or a larger "
-            "max_steps; a fixed-step solver (e.g. solver='rk4', step_size=0.25); regularising the dynamics "
+            "max_steps; a fixed-step solver (e.g. method='rk4', step_size=0.25); the adjoint method (adjoint=True), "
+            "whose memory does not grow with the steps; regularising the dynamics "
             "(kinetic=0.01, jacobian=0.01); or a smaller learning rate or gradient clipping (optim.lr, "
             "train.grad_clip)."
         )
@@ -70,18 +90,32 @@ class Solver:
     (euler, rk4, ...) split the interval into ``n = ceil(t1 / step_size)`` equal steps. (Equal steps rather than
     torchdiffeq's own ``step_size`` option, whose grid can gain a sliver of an extra step to round-off, e.g.
     ``step_size=1/49``.) ``max_steps`` bounds the steps (accepted and rejected) of each solve, forward and adjoint,
-    so that a blow-up stops with :class:`ODESolverError` instead of running on. ``adjoint`` computes gradients by
-    the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint out of the
-    backward solve's error control (Kidger et al. 2021), which usually takes fewer steps for the same gradients.
+    so that a blow-up stops with :class:`ODESolverError` instead of running on. It does not bound memory: backprop
+    through the solver keeps every accepted step's field activations for backward (~56 MiB a dopri5 step for
+    seed 004's ODENet on 128 images, so 1000 steps would want ~55 GiB), so ``max_memory`` (GiB, per block and
+    batch; None: a quarter of the device's memory, RAM on the CPU) bounds the bytes the solve has kept, counted as
+    autograd saves them, and stops it with the same error long before the machine runs out. ``adjoint`` computes
+    gradients by the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint
+    out of the backward solve's error control (Kidger et al. 2021), which usually takes fewer steps for the same
+    gradients.
     """
 
+    #: a torchdiffeq method: adaptive dopri5, dopri8, bosh3, ...; fixed-step euler, rk4, ... (need step_size)
     method: str = "dopri5"
+    #: relative tolerance of the adaptive methods
     rtol: float = 1e-3
+    #: absolute tolerance of the adaptive methods
     atol: float = 1e-3
+    #: step of the fixed-step methods (equal steps over [0, t1])
     step_size: float | None = None
+    #: steps (accepted and rejected) allowed per solve, forward and adjoint (None: no limit)
     max_steps: int | None = 1000
+    #: gradients by the adjoint method (memory constant in the steps) instead of backprop through the solver
     adjoint: bool = False
+    #: leave the parameters out of the adjoint solve's error control (Kidger et al. 2021)
     seminorm: bool = False
+    #: GiB backprop through the solver may keep, per block and batch (None: a quarter of the device's memory)
+    max_memory: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ADAPTIVE_METHODS + FIXED_METHODS:
@@ -96,6 +130,9 @@ class Solver:
             raise ConfigError(f"rtol and atol must be positive, got rtol={self.rtol}, atol={self.atol}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1 (or None for no limit), got {self.max_steps}")
+        if self.max_memory is not None and self.max_memory <= 0:
+            raise ConfigError(f"max_memory is in GiB and must be positive (or None for a quarter of the device's "
+                              f"memory), got {self.max_memory}")
         if self.seminorm and not self.adjoint:
             raise ConfigError("seminorm controls the adjoint's backward solve; set adjoint=True as well")
 
@@ -121,6 +158,15 @@ class Solver:
             return torch.linspace(float(t[0]), float(t[-1]), n + 1, dtype=t.dtype, device=t.device)
 
         return {"grid_constructor": grid}
+
+    def memory_budget(self, device: torch.device) -> int:
+        """Bytes a backprop solve may keep for backward on ``device``: ``max_memory`` GiB, or a quarter of the
+        device's memory (the machine's RAM on the CPU)."""
+        if self.max_memory is not None:
+            return int(self.max_memory * GIB)
+        if device.type == "cuda":
+            return torch.cuda.get_device_properties(device).total_memory // 4
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
     def describe(self) -> str:
         control = f"rtol {self.rtol:g}, atol {self.atol:g}" if self.adaptive else f"step_size {self.step_size:g}"
@@ -185,6 +231,19 @@ class _Dynamics:
         self.nfe_forward = 0
         self.nfe_backward = 0
         self.steps = 0
+        # Bytes autograd keeps for backward from this solve (each storage once), when it backpropagates through it.
+        self.memory_budget = block.solver.memory_budget(z0.device)
+        self.saved: dict[int, int] = {}
+        self.saved_bytes = 0
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        """A saved-tensor hook: count what the solve keeps for backward (rejected steps' tensors too, which are
+        freed again: the count is an upper bound)."""
+        ptr, size = t.untyped_storage().data_ptr(), t.numel() * t.element_size()
+        if size > self.saved.get(ptr, 0):
+            self.saved_bytes += size - self.saved.get(ptr, 0)
+            self.saved[ptr] = size
+        return t
 
     def __call__(self, t: torch.Tensor, state: State) -> State:
         if self.forward_solve:
@@ -233,6 +292,11 @@ class _Dynamics:
         limit = self.block.solver.max_steps
         if limit is not None and self.steps > limit:
             raise self.block.failure(direction, f"more than max_steps={limit} steps by t = {float(t0):.4g}")
+        if self.saved_bytes > self.memory_budget:
+            raise self.block.failure(
+                direction, f"backprop through the solver had kept {self.saved_bytes / GIB:.2f} GiB for backward "
+                f"after {self.steps - 1} steps, by t = {float(t0):.4g}, over its budget of "
+                f"{self.memory_budget / GIB:.2f} GiB (max_memory)")
         if not all(torch.isfinite(y).all() for y in (y0 if isinstance(y0, tuple) else (y0,))):
             raise self.block.failure(direction, f"the state became non-finite at t = {float(t0):.4g}")
         if not t0 + dt > t0:
@@ -308,7 +372,10 @@ class ODEBlock(nn.Module, ReportsMetrics, AddsLoss):
         options = s.options(self.t1)
         kwargs: dict[str, Any] = {"rtol": s.rtol, "atol": s.atol, "method": s.method, "options": options}
         if not s.adjoint:
-            return odeint(f, state, t, **kwargs)
+            if not torch.is_grad_enabled():
+                return odeint(f, state, t, **kwargs)
+            with torch.autograd.graph.saved_tensors_hooks(f.pack, lambda saved: saved):
+                return odeint(f, state, t, **kwargs)
         adjoint_options = {**options, "norm": "seminorm"} if s.seminorm else None
         return odeint_adjoint(f, state, t, adjoint_params=tuple(self.field.parameters()),
                               adjoint_options=adjoint_options, **kwargs)

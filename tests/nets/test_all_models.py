@@ -1,24 +1,23 @@
 """Every registered model: one training step on the CPU, right output shape, finite loss and gradients."""
 
-import inspect
-
 import pytest
 import torch
 
 from resdyn import build_model, list_models
-from resdyn.nets import MODELS
+from resdyn.nets import model_options
+from resdyn.nets.base import required
 
 
-def needs_depth(name: str) -> bool:
-    depth = inspect.signature(MODELS.get(name)).parameters.get("depth")
-    return depth is not None and depth.default is inspect.Parameter.empty
+def needs_options(name: str) -> bool:
+    return any(required(option) for option in model_options(name))
 
 
-NAMED = [n for n in list_models() if not needs_depth(n)]
+NAMED = [n for n in list_models() if not needs_options(n)]
 
 
-def test_families_build_any_depth():
-    assert [n for n in list_models() if needs_depth(n)] == ["lm-resnet", "resnet"]
+def test_families_need_the_option_their_names_fix():
+    assert [n for n in list_models() if needs_options(n)] == ["fractalnet", "lm-resnet", "resnet", "resnext29",
+                                                              "revnet"]
     assert build_model("lm-resnet", depth=8)(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 

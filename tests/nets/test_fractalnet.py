@@ -40,7 +40,7 @@ def test_fractalnet40_parameter_count():
 
 @pytest.mark.parametrize(("columns", "blocks", "channels"), [(1, 2, (8, 16)), (2, 3, (4, 8, 8)), (5, 1, (6,))])
 def test_any_columns_and_blocks_build_with_the_closed_form_count(columns, blocks, channels):
-    model = build_model("fractalnet20", in_channels=1, num_classes=7, columns=columns, blocks=blocks, channels=channels)
+    model = build_model("fractalnet", in_channels=1, num_classes=7, columns=columns, blocks=blocks, channels=channels)
     assert count_parameters(model) == closed_form_parameters(columns, channels, in_channels=1, num_classes=7)
     assert model(torch.randn(2, 1, 16, 16)).shape == (2, 7)
 
@@ -99,7 +99,7 @@ def test_nested_joins_are_an_option():
         ({"channels": (64, 128)}, r"channels needs one value per block: 5 blocks but 2 values"),
         ({"dropout": (0.1, 0.2)}, r"dropout needs one value per block: 5 blocks but 2 values"),
         ({"dropout": (0, 0, 0, 0, 1.0)}, r"dropout rates must be in \[0, 1\)"),
-        ({"columns": 0}, r"at least 1 column and 1 block"),
+        ({"blocks": 0, "channels": (), "dropout": ()}, r"at least 1 column and 1 block"),
         ({"global_drop_ratio": 1.5}, r"global drop-path ratio must be in \[0, 1\]"),
         ({"drop_path_local": -0.1}, r"local drop-path probability must be in \[0, 1\]"),
     ],
@@ -110,6 +110,6 @@ def test_bad_options_say_what_is_valid(options, message):
 
 
 def test_unknown_option_lists_valid_options():
-    valid = "blocks, channels, columns, drop_path_local, dropout, flat_join, global_drop_ratio"
+    valid = "blocks, channels, drop_path_local, dropout, flat_join, global_drop_ratio"
     with pytest.raises(ConfigError, match=rf"no option\(s\) depth; valid options: {valid}"):
         build_model("fractalnet20", depth=20)

@@ -74,7 +74,7 @@ def test_the_two_networks_differ_only_in_the_feature_segment():
 
 
 def test_options_reach_the_blocks():
-    model = build_model("odenet", 1, 10, solver="rk4", step_size=0.25, t1=0.5, adjoint=True, seminorm=True,
+    model = build_model("odenet", 1, 10, method="rk4", step_size=0.25, t1=0.5, adjoint=True, seminorm=True,
                         blocks=2, kinetic=0.1, jacobian=0.05, max_steps=50, width=16, rtol=1e-4)
     assert len(model.body.blocks) == 2
     for block in model.body.blocks:
@@ -91,7 +91,7 @@ def test_options_reach_the_blocks():
         k for b in model.body.blocks for k in b.metrics()
     }
     with pytest.raises(ValueError, match="unknown ODE solver 'rk5'"):
-        build_model("odenet", solver="rk5")
+        build_model("odenet", method="rk5")
 
 
 def test_a_step_limit_in_the_network_names_the_block():

@@ -66,8 +66,8 @@ def test_k_zero_is_the_euler_resnet_with_the_same_weights(mode):
 
 def test_paper_and_code_conventions_agree_under_k_code_equals_one_minus_k_paper():
     torch.manual_seed(1)
-    paper = build_model("lm-resnet20", convention="paper").eval()
-    code = build_model("lm-resnet20", convention="code").eval()
+    paper = build_model("lm-resnet20", scheme_options={"convention": "paper"}).eval()
+    code = build_model("lm-resnet20", scheme_options={"convention": "code"}).eval()
     code.load_state_dict(paper.state_dict())
     with torch.no_grad():
         code.body.k.copy_(1 - paper.body.k)
@@ -79,7 +79,7 @@ def test_paper_and_code_conventions_agree_under_k_code_equals_one_minus_k_paper(
 def test_initial_k_follow_each_convention():
     torch.manual_seed(2)
     paper = build_model("lm-resnet56").body.k
-    code = build_model("lm-resnet56", convention="code").body.k
+    code = build_model("lm-resnet56", scheme_options={"convention": "code"}).body.k
     assert paper.min() >= -0.1 and paper.max() <= 0.0
     assert code.min() >= 1.0 and code.max() <= 1.1
 
@@ -121,6 +121,6 @@ def test_lm_resnext29_counts():
 
 
 def test_convention_is_an_option_of_lm_models_only():
-    assert build_model("lm-resnext29-8x64d", convention="code").body.convention == "code"
-    with pytest.raises(ConfigError, match="no option"):
-        build_model("resnext29-8x64d", convention="code")
+    assert build_model("lm-resnext29-8x64d", scheme_options={"convention": "code"}).body.convention == "code"
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) convention in \[scheme_options\]"):
+        build_model("resnext29-8x64d", scheme_options={"convention": "code"})

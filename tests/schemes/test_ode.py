@@ -10,7 +10,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from resdyn.fields import MLPField, TimeConvField
 from resdyn.schemes import SCHEMES, Euler
-from resdyn.schemes.ode import ADAPTIVE_METHODS, ODE, ODEBlock, ODESolverError, Regularisation, Solver
+from resdyn.schemes.ode import ADAPTIVE_METHODS, FIXED_METHODS, ODE, ODEBlock, ODESolverError, Regularisation, Solver
 
 f64 = torch.float64
 
@@ -403,3 +403,37 @@ def test_field_runs_in_bf16_while_the_solver_state_stays_float32(adjoint):
     z.sum().backward()  # the adjoint's backward solve runs outside the autocast region: the block restores it
     assert field.state_dtypes == {torch.float32} and field.compute_dtypes == {torch.bfloat16}
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_tight_tolerances_stop_at_the_memory_budget_not_the_machines():
+    """Backprop through the solver keeps every accepted step's activations: at rtol = atol = 1e-12 in float32
+    the steps shrink until each is accepted and the graph grows by a step's activations each time, which
+    max_steps (here 10,000) does not bound. A 2 MiB budget stops it after a few steps, with the advice."""
+    torch.manual_seed(0)
+    block = ODEBlock(TimeConvField(8), Solver(rtol=1e-12, atol=1e-12, max_steps=10_000, max_memory=2 / 1024))
+    x = torch.randn(4, 8, 6, 6)
+    with pytest.raises(ODESolverError, match=r"kept (\d|\.)+ GiB for backward after \d+ steps.*max_memory") as e:
+        block.train()(x)
+    assert "adjoint=True" in str(e.value)
+    steps = int(str(e.value).split(" steps")[0].rsplit(" ", 1)[1])
+    assert 0 < steps < 100
+    # Without a graph (evaluation) nothing is kept, and the adjoint method keeps nothing across steps either.
+    with torch.no_grad():
+        assert ODEBlock(TimeConvField(8), Solver(max_memory=2 / 1024))(x).shape == x.shape
+
+
+def test_memory_budget_defaults_to_a_quarter_of_the_machine():
+    import os
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert Solver().memory_budget(torch.device("cpu")) == ram // 4
+    assert Solver(max_memory=1.5).memory_budget(torch.device("cpu")) == int(1.5 * 2**30)
+    with pytest.raises(ValueError, match="max_memory is in GiB and must be positive"):
+        Solver(max_memory=0)
+
+
+def test_method_lists_come_from_torchdiffeq():
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    assert set(ADAPTIVE_METHODS) | set(FIXED_METHODS) == set(SOLVERS) - {"scipy_solver", "fixed_adams"}
+    assert "dopri5" in ADAPTIVE_METHODS and "rk4" in FIXED_METHODS

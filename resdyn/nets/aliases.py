@@ -1,0 +1,45 @@
+"""Every named model as one row: name -> (family, the options the name fixes, description).
+
+The names of the papers' networks, grep-able; each is its family with some options fixed (pass the others as
+usual; to change a fixed one use the family: ``resnet`` with ``depth=N``, ``scheme=...``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_POST = "post-activation basic (He 2015)"
+_LM = "LM-ResNet (Lu et al. 2018), pre-activation, linear two-step scheme"
+_POLY = "layout with PolyNet blocks x + F x + F F x (Zhang et al. 2017)"
+
+ALIASES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "lm-resnet": ("resnet", {"scheme": "lm", "preact": True}, "LM-ResNet of any valid depth (option depth=N required)"),
+    "resnet20": ("resnet", {"depth": 20}, f"CIFAR ResNet-20, {_POST}"),
+    "resnet32": ("resnet", {"depth": 32}, f"CIFAR ResNet-32, {_POST}"),
+    "resnet44": ("resnet", {"depth": 44}, f"CIFAR ResNet-44, {_POST}"),
+    "resnet56": ("resnet", {"depth": 56}, f"CIFAR ResNet-56, {_POST}"),
+    "resnet110": ("resnet", {"depth": 110}, f"CIFAR ResNet-110, {_POST}"),
+    "resnet164": ("resnet", {"depth": 164}, "CIFAR ResNet-164, pre-activation bottleneck (He 2016)"),
+    "resnet1202": ("resnet", {"depth": 1202}, f"CIFAR ResNet-1202, {_POST}"),
+    "lm-resnet20": ("resnet", {"depth": 20, "scheme": "lm", "preact": True}, f"LM-ResNet-20: {_LM}"),
+    "lm-resnet32": ("resnet", {"depth": 32, "scheme": "lm", "preact": True}, f"LM-ResNet-32: {_LM}"),
+    "lm-resnet44": ("resnet", {"depth": 44, "scheme": "lm", "preact": True}, f"LM-ResNet-44: {_LM}"),
+    "lm-resnet56": ("resnet", {"depth": 56, "scheme": "lm", "preact": True}, f"LM-ResNet-56: {_LM}"),
+    "lm-resnet110": ("resnet", {"depth": 110, "scheme": "lm", "preact": True}, f"LM-ResNet-110: {_LM}"),
+    "lm-resnet164": ("resnet", {"depth": 164, "scheme": "lm", "preact": True}, f"LM-ResNet-164: {_LM}"),
+    "polynet20": ("resnet", {"depth": 20, "scheme": "poly"}, f"ResNet-20 {_POLY}"),
+    "polynet56": ("resnet", {"depth": 56, "scheme": "poly"}, f"ResNet-56 {_POLY}"),
+    "polynet110": ("resnet", {"depth": 110, "scheme": "poly"}, f"ResNet-110 {_POLY}"),
+    "resnext29-8x64d": ("resnext29", {"cardinality": 8}, "ResNeXt-29 8x64d (Xie et al. 2017)"),
+    "resnext29-16x64d": ("resnext29", {"cardinality": 16}, "ResNeXt-29 16x64d (Xie et al. 2017)"),
+    "lm-resnext29-8x64d": ("resnext29", {"cardinality": 8, "scheme": "lm"},
+                           "LM-ResNeXt-29 8x64d: the two-step scheme on ResNeXt blocks (Lu et al. 2018)"),
+    "lm-resnext29-16x64d": ("resnext29", {"cardinality": 16, "scheme": "lm"},
+                            "LM-ResNeXt-29 16x64d: the two-step scheme on ResNeXt blocks (Lu et al. 2018)"),
+    "revnet38": ("revnet", {"depth": 38}, "CIFAR RevNet-38 (Gomez et al. 2017): basic functions, 3 units per stage"),
+    "revnet110": ("revnet", {"depth": 110}, "CIFAR RevNet-110 (Gomez et al. 2017): basic functions, 9 units per stage"),
+    "revnet164": ("revnet", {"depth": 164},
+                  "CIFAR RevNet-164 (Gomez et al. 2017): bottleneck functions, 9 units per stage"),
+    "fractalnet20": ("fractalnet", {"columns": 3}, "CIFAR FractalNet, C=3 columns x B=5 blocks, 20 layers deep"),
+    "fractalnet40": ("fractalnet", {"columns": 4}, "CIFAR FractalNet, C=4 columns x B=5 blocks, 40 layers deep"),
+}

@@ -1,0 +1,57 @@
+"""Every scheme x every noise x both field kinds (post-activation basic, pre-activation) on the CIFAR layout."""
+
+import pytest
+import torch
+
+from resdyn import build_model
+from resdyn.errors import ConfigError
+from resdyn.noise import NOISES
+from resdyn.schemes import SCHEMES, Scheme
+
+# Schemes with bodies of their own cannot step the layout's residual fields: FractalNet joins columns of
+# conv-BN-ReLU (no residual branch), the ODE block integrates time-dependent GroupNorm fields f(t, x) with an
+# adaptive solver, and RevNet couples two half-width fields per block. Each has its own model.
+OWN_BODY = {"fractal", "ode", "reversible"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: a second thread only adds a barrier per operation, which stalls whenever another process
+    holds a core (as in tests/schemes/test_ode.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def refusal(scheme: str, preact: bool) -> str | None:
+    """Why a combination is meaningless (the error must say it), or None."""
+    if scheme in OWN_BODY:
+        return "cannot run on residual fields with shortcuts"
+    if scheme == "leapfrog" and not preact:
+        # A ReLU after each step cannot be inverted, and leapfrog's point is to be reversible.
+        return "reversible only without an activation"
+    return None
+
+
+@pytest.mark.parametrize("preact", [False, True], ids=["basic", "preact"])
+@pytest.mark.parametrize("noise", [None, *NOISES.names()])
+@pytest.mark.parametrize("scheme", SCHEMES.names())
+def test_every_scheme_noise_and_field_kind_trains_one_step(scheme, noise, preact):
+    options = {"depth": 14, "scheme": scheme, "preact": preact, "noise": noise}  # 2 fields a stage: real multistep
+    reason = refusal(scheme, preact)
+    if reason is not None:
+        with pytest.raises(ConfigError, match=reason):
+            build_model("resnet", 1, 3, **options)
+        return
+    torch.manual_seed(0)
+    model = build_model("resnet", 1, 3, **options)
+    assert isinstance(model.body, SCHEMES.get(scheme)) and isinstance(model.body, Scheme)
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 1, 8, 8)), torch.tensor([0, 1, 2, 0]))
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
+    if noise is None:  # stochastic depth may drop a whole field for the batch, which then has no gradient
+        assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
+    assert grads["head.2.weight" if not preact else "head.4.weight"].abs().sum() > 0
