@@ -6,6 +6,6 @@
 """
 
 from resdyn.nets import build_model, list_models
+from resdyn.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["build_model", "list_models", "__version__"]
