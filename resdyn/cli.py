@@ -11,6 +11,7 @@ import inspect
 import shlex
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -224,8 +225,16 @@ def cmd_data(args: argparse.Namespace) -> int:
             print(path)
         return 0
     checks = verify(args.name, args.data_dir)
-    print(format_table(["file", "status", "expected", "actual"],
-                       [[str(c.path), c.status, c.expected, c.actual] for c in checks]))
+    if not checks:
+        print(f"{args.name}: no files to verify (its data comes with a Python package)")
+        return 0
+    for check in checks:
+        print(check)
+    counts = Counter(c.status for c in checks)
+    print(f"\n{args.name}: {len(checks)} files, " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if counts["mismatch"] or counts["damaged"]:
+        print("A damaged or different file is not the published one: delete it and get it again (`resdyn data "
+              f"where {args.name}` shows where the files are read from).")
     return 0 if all(c.ok for c in checks) else 1
 
 
