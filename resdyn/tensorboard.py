@@ -21,6 +21,17 @@ from resdyn.errors import ConfigError
 INSTALL = "pip install 'resdyn[tensorboard]' (or pip install tensorboard)"
 
 
+def require_tensorboard() -> type:
+    """torch's ``SummaryWriter``; a ConfigError that says how to install tensorboard where it is missing.
+    Config validation calls it, so that a run asking for TensorBoard fails before any work."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ConfigError(f"train.tensorboard = true needs the tensorboard package ({e}): {INSTALL}; "
+                          "or set train.tensorboard = false") from None
+    return SummaryWriter
+
+
 class TensorBoardLog:
     """Writes a run's scalars as TensorBoard event files into ``folder`` (the run folder).
 
@@ -30,12 +41,7 @@ class TensorBoardLog:
     """
 
     def __init__(self, folder: str | Path, steps_done: int = 0) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            raise ConfigError(f"train.tensorboard = true needs the tensorboard package ({e}): {INSTALL}; "
-                              "or set train.tensorboard = false") from None
-        self._writer = SummaryWriter(log_dir=str(folder), purge_step=steps_done + 1)
+        self._writer = require_tensorboard()(log_dir=str(folder), purge_step=steps_done + 1)
 
     def epoch(self, record: Mapping[str, Any]) -> None:
         """Log an epoch's metrics record (a line of metrics.jsonl) at its step, and flush it to disk."""

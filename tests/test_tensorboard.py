@@ -8,13 +8,15 @@ import pytest
 
 from resdyn.errors import ConfigError
 from resdyn.runs import RunDir
-from resdyn.tensorboard import TensorBoardLog
+from resdyn.tensorboard import TensorBoardLog, require_tensorboard
 
 
 def test_a_missing_tensorboard_is_a_config_error_that_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what `import` sees when it is absent
-    with pytest.raises(ConfigError, match=r"needs the tensorboard package .*pip install 'resdyn\[tensorboard\]'"):
-        TensorBoardLog(tmp_path)
+    for make in (require_tensorboard, lambda: TensorBoardLog(tmp_path)):
+        with pytest.raises(ConfigError, match=r"needs the tensorboard package .*pip install 'resdyn\[tensorboard\]'"):
+            make()
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
 def scalars(folder) -> dict[str, list[tuple[int, float]]]:
