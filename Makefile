@@ -46,7 +46,7 @@ data:
 # images, 15 epochs each); on a CPU an 8k-image subset for 3 epochs (a few minutes on two cores). Running it
 # again skips the finished runs and resumes an interrupted one.
 DEMO_OUT ?= runs/demo
-DEMO_SUITE ?= recipes/suites/demo-fashion-mnist.toml
+DEMO_SUITE ?= suites/demo-fashion-mnist
 demo: setup data
 	@if $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
 		$(PY) -m resdyn compare -c $(DEMO_SUITE) --out $(DEMO_OUT); \

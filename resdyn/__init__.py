@@ -7,7 +7,8 @@
 
 from typing import Any
 
-__version__ = "0.1.0"
+from resdyn.version import __version__
+
 __all__ = ["build_model", "list_models", "__version__"]
 
 

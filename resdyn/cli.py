@@ -1,4 +1,4 @@
-"""Command line: ``resdyn train | models | data | compare | report`` (also ``python -m resdyn``).
+"""Command line: ``resdyn train | models | data | recipes | compare | report`` (also ``python -m resdyn``).
 
 Strings become objects here and nowhere else: names go through the registries, flags become config
 overrides, and the library below sees only typed config and objects.
@@ -10,11 +10,14 @@ import argparse
 import os
 import shlex
 import sys
+import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resdyn.analysis.tables import format_table, human_bytes
 from resdyn.errors import ResdynError
+from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, ConfigError, load_config, parse_overrides, set_values
 
@@ -37,12 +40,27 @@ TRAIN_FLAGS = {
 }
 
 
+class VersionAction(argparse.Action):
+    """``--version``: like argparse's own, but the text (which runs git) is made only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from resdyn.version import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resdyn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction, help="print the version (and commit) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model into a run folder (or resume one)")
-    t.add_argument("-c", "--config", help="TOML config or recipe file")
+    t.add_argument("-c", "--config", metavar="FILE|RECIPE",
+                   help="TOML config file, or the name of a shipped recipe (see `resdyn recipes`)")
     t.add_argument("--model", help="model name (see `resdyn models`)")
     t.add_argument("--data", help="dataset name (see `resdyn data list`)")
     t.add_argument("--data-dir", help="directory holding the dataset's files")
@@ -72,11 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?", help="dataset name (all for list)")
     d.add_argument("--data-dir", help="directory to look in first")
 
+    rc = sub.add_parser("recipes", help="list the shipped recipes and suites with their papers' numbers, or show one",
+                        description="List the recipes and suites that ship with resdyn, or print one (to copy and "
+                        "edit). `-c NAME` in train and compare reads the shipped recipe NAME where no file of that "
+                        "path exists.")
+    rc.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    rc.add_argument("name", nargs="?", help="recipe name, for show (e.g. cifar10/lm-resnet56)")
+
     c = sub.add_parser("compare", help="run a suite of experiments (skipping finished runs, resuming interrupted "
                        "ones), then write its report", description="Run the experiments of a suite file "
                        "(models x variants x seeds over one recipe) into its out folder, then write "
-                       "out/report/report.html and report.md. See resdyn/compare.py and recipes/suites/.")
-    c.add_argument("-c", "--config", required=True, metavar="SUITE.toml", help="suite file: a recipe plus [suite]")
+                       "out/report/report.html and report.md. See resdyn/compare.py and `resdyn recipes`.")
+    c.add_argument("-c", "--config", required=True, metavar="SUITE",
+                   help="suite file (a recipe plus [suite]), or the name of a shipped suite (see `resdyn recipes`)")
     c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key in every experiment, e.g. --set train.epochs=2")
     c.add_argument("--out", help="folder for the run folders and the report (default: the suite's out)")
@@ -99,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, argv)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "recipes":
+            return cmd_recipes(args)
         if args.command == "compare":
             return cmd_compare(args, argv)
         if args.command == "report":
@@ -124,7 +152,7 @@ def resolve_train_config(args: argparse.Namespace) -> tuple[Config, list[tuple[s
                 config = set_values(config, [(k, v) for k, v in resume.overrides],
                                     source=f"{run.file(RunDir.RESUMES)} ({resume.command})")
     elif args.config:
-        config = load_config(args.config)
+        config = load_config(find_recipe(args.config))
     else:
         config = Config()
     # Flag values are assigned as they are, never re-read as TOML text: a path stays exactly that path.
@@ -254,15 +282,57 @@ def cmd_data(args: argparse.Namespace) -> int:
             print(path)
         return 0
     checks = verify(args.name, args.data_dir)
-    print(format_table(["file", "status", "expected", "actual"],
-                       [[str(c.path), c.status, c.expected, c.actual] for c in checks]))
+    if not checks:
+        print(f"{args.name}: no files to verify (its data comes with a Python package)")
+        return 0
+    for check in checks:
+        print(check)
+    counts = Counter(c.status for c in checks)
+    print(f"\n{args.name}: {len(checks)} files, " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    if counts["mismatch"] or counts["damaged"]:
+        print("A damaged or different file is not the published one: delete it and get it again (`resdyn data "
+              f"where {args.name}` shows where the files are read from).")
     return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from resdyn.compare import load_suite
+    from resdyn.recipes import is_suite, recipe_names, recipe_path
+
+    if args.action == "show":
+        if args.name is None:
+            raise ConfigError(f"`resdyn recipes show` needs a recipe name; shipped: {', '.join(recipe_names())}")
+        print(recipe_path(args.name).read_text(), end="")
+        return 0
+    if args.name is not None:
+        raise ConfigError(f"`resdyn recipes` takes no name; to print one: `resdyn recipes show {args.name}`")
+    recipes, suites = [], []
+    for name in recipe_names():
+        path = recipe_path(name)
+        if is_suite(path):
+            experiments = load_suite(path).experiments
+            labels = list(dict.fromkeys(e.label for e in experiments))
+            data = ", ".join(sorted({e.config.data.name for e in experiments}))
+            seeds = len({e.config.train.seed for e in experiments})
+            epochs = "/".join(str(n) for n in sorted({e.config.train.epochs for e in experiments}))
+            rows = textwrap.shorten(", ".join(labels), 40, placeholder=f" ... ({len(labels)})", break_on_hyphens=False)
+            suites.append([name, rows, data, seeds, epochs, len(experiments)])
+        else:
+            config = load_config(path)
+            error = config.meta.get("paper_test_error")
+            recipes.append([name, config.model.name, config.data.name, config.train.epochs,
+                            "-" if error is None else f"{error:.2f}", config.meta.get("source", "-")])
+    print(format_table(["recipe", "model", "data", "epochs", "paper error %", "paper"], recipes))
+    print("\n" + format_table(["suite", "rows", "data", "seeds", "epochs", "runs"], suites))
+    print("\n`resdyn train -c RECIPE` trains a recipe, `resdyn compare -c SUITE` runs a suite (both take --set "
+          "overrides);\n`resdyn recipes show NAME > my.toml` prints one to copy and edit.")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace, argv: list[str] | None) -> int:
     from resdyn.compare import load_suite, plan, report_suite, run_suite
 
-    suite = load_suite(args.config, args.set, args.out)
+    suite = load_suite(find_recipe(args.config), args.set, args.out)
     if args.dry_run:
         rows = [[e.name, state, str(e.path)] for e, state in plan(suite)]
         print(format_table(["experiment", "action", "run folder"], rows))

@@ -6,7 +6,8 @@ A suite file is a recipe with a ``[suite]`` table: the recipe's tables (``[model
     [suite]
     name = "fmnist-small"               # the report's title; the default out is runs/<name>
     out = "runs/fmnist-small"           # one run folder per experiment in here, and report/
-    recipe = "../fashion-mnist-resnet20.toml"   # base config, relative to this file, under the inline tables
+    recipe = "fashion-mnist-resnet20"   # base config under the inline tables: a file relative to this one,
+                                        # else a shipped recipe's name (see `resdyn recipes`)
     models = ["resnet20", "lm-resnet20"]        # one row per model (or recipes = [...]: one row per recipe)
     seeds = [0, 1]
     set = ["train.epochs=4"]            # --set overrides for every experiment
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from resdyn.analysis.report import RUN_ONLY_KEYS, Report, build_report, flatten, write_report
+from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, dump_config, load_config
 from resdyn.train.loop import NonFiniteLossError, train
@@ -68,7 +70,7 @@ class SuiteTable:
     name: str
     #: folder for the suite's run folders and report (relative to the working directory); default runs/<name>
     out: str | None = None
-    #: base recipe, relative to the suite file
+    #: base recipe: a file relative to the suite file, else the name of a shipped recipe
     recipe: str | None = None
     #: one row per recipe (each keeps its own model and [meta]); instead of ``recipe`` and ``models``
     recipes: list[str] = field(default_factory=list)
@@ -180,8 +182,8 @@ def _rows(table: SuiteTable, inline: dict[str, Any], path: Path) -> list[tuple[s
     """(row name, base config as nested tables) for each row of the suite."""
     here = path.parent
     if table.recipes:
-        return [(Path(r).stem, _merge(_recipe(here / r), inline)) for r in table.recipes]
-    base = _merge(_recipe(here / table.recipe) if table.recipe else {}, inline)
+        return [(Path(r).stem, _merge(_recipe(find_recipe(r, here)), inline)) for r in table.recipes]
+    base = _merge(_recipe(find_recipe(table.recipe, here)) if table.recipe else {}, inline)
     if not table.models:
         return [(base.get("model", {}).get("name", Config().model.name), base)]
     rows = []

@@ -13,8 +13,8 @@ from resdyn.train.config import ConfigError
 from resdyn.train.loop import train
 from resdyn.train.progress import Progress
 
-SUITES = Path(__file__).parents[1] / "recipes" / "suites"
-RECIPES = Path(__file__).parents[1] / "recipes"
+SUITES = Path(__file__).parents[1] / "resdyn" / "recipes" / "suites"
+RECIPES = Path(__file__).parents[1] / "resdyn" / "recipes"
 
 # ResNet-8 on a quarter of digits: a real run of two epochs in well under a second.
 DIGITS = """

@@ -16,7 +16,7 @@ from typing import Literal
 from resdyn.data.errors import ChecksumError, DataError
 from resdyn.data.formats import gunzip, is_gzip
 
-Status = Literal["ok", "unverified", "mismatch"]
+Status = Literal["ok", "unverified", "mismatch", "damaged"]
 
 
 def md5(data: bytes) -> str:
@@ -57,8 +57,9 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class FileCheck:
-    """The outcome of checking one file: ``status`` is ``ok``, ``unverified`` (no digest to compare) or
-    ``mismatch``; ``expected`` and ``actual`` describe the digests compared."""
+    """The outcome of checking one file: ``status`` is ``ok``, ``unverified`` (no digest to compare),
+    ``mismatch`` or ``damaged`` (unreadable, or gzip data that does not decompress); ``expected`` and ``actual``
+    describe the digests compared (for ``damaged``, ``actual`` is the error, which names the file)."""
 
     path: Path
     expected: str
@@ -74,6 +75,8 @@ class FileCheck:
             return f"ok          {self.path}"
         if self.status == "unverified":
             return f"unverified  {self.path} (no published digest for the raw file; {self.actual})"
+        if self.status == "damaged":
+            return f"DAMAGED     {self.actual}"
         return f"MISMATCH    {self.path}: expected {self.expected}; got {self.actual}"
 
 
@@ -111,6 +114,15 @@ def read_checked(spec: FileSpec, path: Path) -> tuple[FileCheck, bytes]:
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror})") from None
     return check_bytes(spec, data, path)
+
+
+def survey_file(spec: FileSpec, path: Path) -> tuple[FileCheck, bytes | None]:
+    """Like :func:`read_checked`, but a file that cannot be read or decompressed is a ``damaged`` check (with
+    no payload) instead of an error, so that every file of a dataset can be reported."""
+    try:
+        return read_checked(spec, path)
+    except DataError as error:
+        return FileCheck(path, "a readable file", str(error), "damaged"), None
 
 
 def read_verified(spec: FileSpec, path: Path) -> bytes:

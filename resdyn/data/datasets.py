@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from resdyn.data.checksums import FileCheck, read_checked, read_verified
+from resdyn.data.checksums import FileCheck, read_verified, survey_file
 from resdyn.data.sources import Published, find
 from resdyn.errors import ConfigError
 from resdyn.registry import Registry
@@ -125,19 +125,19 @@ def locate(name: str, data_dir: str | Path | None = None) -> list[Path]:
 def verify(name: str, data_dir: str | Path | None = None) -> list[FileCheck]:
     """Check every file of dataset ``name`` against its published digests, without downloading.
 
-    Returns one ``FileCheck`` per file. When none mismatches, the files are also parsed, so a file whose
-    digest is unknown (``unverified``) has at least passed the format's structural checks; a parse error
-    raises ``DataError`` naming the file.
+    Returns one ``FileCheck`` per file, every file checked even when an earlier one is damaged or differs.
+    When all are ``ok`` or ``unverified``, the files are also parsed, so a file whose digest is unknown has at
+    least passed the format's structural checks; a parse error raises ``DataError`` naming the file.
     """
     spec = DATASETS.get(name)()
     if spec.published is None:
         return []
     paths = find(name, spec.published, data_dir, download=False)
-    checked = [read_checked(file, path) for file, path in zip(spec.published.files, paths, strict=True)]
-    checks = [check for check, _ in checked]
-    if all(check.status != "mismatch" for check in checks):
-        spec.read([Payload(path, data) for path, (_, data) in zip(paths, checked, strict=True)], spec.info)
-    return checks
+    checked = [survey_file(file, path) for file, path in zip(spec.published.files, paths, strict=True)]
+    payloads = [Payload(check.path, data) for check, data in checked if check.status in ("ok", "unverified")]
+    if len(payloads) == len(checked):
+        spec.read(payloads, spec.info)
+    return [check for check, _ in checked]
 
 
 def _permutation(n: int, seed: int) -> torch.Tensor:

@@ -90,3 +90,29 @@ def test_verify_reports_every_file(tmp_path: Path, use_files: Callable) -> None:
 
 def test_verify_of_a_dataset_without_files_is_empty() -> None:
     assert verify("digits") == []
+
+
+def test_verify_lists_every_file_past_a_damaged_gzip(tmp_path: Path, use_files: Callable) -> None:
+    folder = MnistLike().write(tmp_path)
+    use_files("MNIST_FILES", folder)
+    train_images = folder / "train-images-idx3-ubyte.gz"
+    write(train_images, train_images.read_bytes()[:-20])  # truncated: the gzip stream has no end
+    write(folder / "t10k-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(np.ones(5, np.uint8))))
+    checks = verify("mnist", tmp_path)
+    assert [c.status for c in checks] == ["damaged", "ok", "ok", "mismatch"]
+    assert str(checks[0]).startswith(f"DAMAGED     {train_images}: cannot decompress gzip data")
+    assert "delete it and download it again" in str(checks[0])
+
+
+def test_data_verify_prints_every_file_and_fails(tmp_path: Path, use_files: Callable, capsys) -> None:
+    from resdyn.cli import main
+
+    folder = MnistLike().write(tmp_path)
+    use_files("MNIST_FILES", folder)
+    write(folder / "train-labels-idx1-ubyte.gz", b"\x1f\x8b" + b"\x00" * 30)  # gzip magic, then garbage
+    assert main(["data", "verify", "mnist", "--data-dir", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["ok", "DAMAGED", "ok", "ok"]
+    assert [line.split()[-1] for line in lines[:4:2]] == [str(folder / f) for f in (
+        "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")]
+    assert lines[5] == "mnist: 4 files, 3 ok, 1 damaged"

@@ -81,7 +81,7 @@ def test_shipped_recipes_load_and_build():
 
     from resdyn import build_model
 
-    root = Path(__file__).parents[2] / "recipes"
+    root = Path(__file__).parents[2] / "resdyn" / "recipes"
     recipes = sorted(p for p in root.rglob("*.toml") if "suites" not in p.parts)  # suites: tests/test_compare.py
     assert len(recipes) >= 16
     for path in recipes:

@@ -44,7 +44,7 @@ def without_times(records):
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
 def test_real_fashion_mnist_run_learns(tmp_path):
-    config = apply_overrides(load_config(Path(__file__).parents[2] / "recipes/fashion-mnist-resnet20.toml"), [
+    config = apply_overrides(load_config(Path(__file__).parents[2] / "resdyn/recipes/fashion-mnist-resnet20.toml"), [
         "train.epochs=3", "data.limit_train=5000", "data.limit_test=2000", "train.device=cpu",
         "train.batch_size=32", "optim.lr=0.05", "schedule.warmup_epochs=0.1",
     ])

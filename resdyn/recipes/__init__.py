@@ -1,0 +1,72 @@
+"""The recipes and suites that ship with resdyn, by name.
+
+Every ``.toml`` file under this folder, in any subfolder, is a shipped recipe, named by its path here without
+``.toml``: ``fashion-mnist-resnet20``, ``cifar10/lm-resnet56``, ``suites/demo-fashion-mnist``. A recipe is a
+run config (``resdyn train -c NAME``); a suite is a recipe plus a ``[suite]`` table (``resdyn compare -c
+NAME``). ``-c`` and a suite's ``recipe``/``recipes`` read a file where one exists at the path given and fall
+back to the shipped recipe of that name, so a recipe copied out with ``resdyn recipes show NAME`` keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from importlib.resources import files
+from pathlib import Path, PurePosixPath
+
+from resdyn.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUFFIX = ".toml"
+
+
+def recipes_root() -> Path:
+    """The folder of the shipped recipes, wherever resdyn is installed."""
+    root = files(__name__)
+    # Configs are read by path (a suite names its recipes relative to itself), so they must be real files:
+    # true of every install pip makes; only a zip import would break it.
+    if not isinstance(root, Path):
+        raise RuntimeError(f"resdyn's recipes must be installed as files on disk, not inside {root}")
+    return root
+
+
+def recipe_names() -> list[str]:
+    """The names of every shipped recipe and suite, sorted."""
+    root = recipes_root()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob(f"*{SUFFIX}"))
+
+
+def recipe_path(name: str) -> Path:
+    """The file of the shipped recipe ``name`` (``.toml`` optional); an unknown name lists the valid ones."""
+    key = PurePosixPath(name).as_posix().removesuffix(SUFFIX)
+    names = recipe_names()
+    if key not in names:
+        close = difflib.get_close_matches(key, names, n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ConfigError(f"no shipped recipe {key!r}; {hint}shipped recipes: {', '.join(names)} "
+                          "(`resdyn recipes` lists them with their papers)")
+    return recipes_root() / f"{key}{SUFFIX}"
+
+
+def find_recipe(ref: str | Path, base: Path | None = None) -> Path:
+    """The config file ``ref`` names: the file at ``ref`` (relative to ``base`` when given) if there is one,
+    else the shipped recipe of that name; neither is a ConfigError that lists the shipped names."""
+    path = Path(ref) if base is None else base / ref
+    if path.is_file():
+        return path
+    try:
+        return recipe_path(str(ref))
+    except ConfigError as e:
+        raise ConfigError(f"no config file {path}, and {e}") from None
+
+
+def is_suite(path: Path) -> bool:
+    """Whether the TOML file at ``path`` is a suite (has a ``[suite]`` table) rather than a run recipe."""
+    try:
+        return "suite" in tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
