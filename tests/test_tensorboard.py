@@ -70,8 +70,9 @@ def test_a_resumed_run_reads_as_one_run(tmp_path):
     assert got["epoch/test_acc"] == [(4, 0.125), (8, 0.25)]
 
 
-def test_a_real_runs_records_with_lm_k_are_logged(tmp_path):
-    """The loop's epoch records as they are (through its on_epoch_end hook): every k_n, at the epoch's step."""
+def test_a_run_with_train_tensorboard_logs_its_records_lm_k_and_every_steps_lr(tmp_path):
+    """``train.tensorboard = true``: the loop writes every epoch record (each k_n too) at the epoch's step, and
+    the learning rate of every optimiser step, which a resume continues without gaps or repeats."""
     pytest.importorskip("tensorboard")
     from resdyn.train.config import Config, apply_overrides
     from resdyn.train.loop import train
@@ -79,15 +80,18 @@ def test_a_real_runs_records_with_lm_k_are_logged(tmp_path):
 
     config = apply_overrides(Config(), [
         "model.name=lm-resnet", "model.options.depth=14", "data.name=digits", "data.limit_train=128",
-        "data.limit_test=64", "data.crop_padding=1", "train.epochs=2", "train.batch_size=32",
-        "train.eval_batch_size=512", "train.device=cpu",
+        "data.limit_test=64", "data.crop_padding=1", "train.epochs=1", "train.batch_size=32",
+        "train.eval_batch_size=512", "train.device=cpu", "train.tensorboard=true",
     ])
     run = tmp_path / "run"
-    with TensorBoardLog(run) as log:
-        train(config, run, on_epoch_end=lambda epoch, r: log.epoch(r), progress=Progress("off"))
-    metrics = RunDir(run).read_metrics()
+    train(config, run, progress=Progress("off"))
+    config.train.epochs = 2
+    train(config, run, resume=True, progress=Progress("off"))
+    metrics = [m.to_json() for m in RunDir(run).read_metrics()]
     got = scalars(run)
     assert [step for step, _ in got["epoch/test_acc"]] == [m["step"] for m in metrics] == [4, 8]
     assert [v for _, v in got["epoch/test_acc"]] == pytest.approx([m["test_acc"] for m in metrics])
     k = [[v for _, v in got[f"lm_k/{i}"]] for i in range(len(metrics[0]["lm_k"]))]
     assert len(k) == 3 and k == [pytest.approx([m["lm_k"][i] for m in metrics]) for i in range(3)]
+    assert [step for step, _ in got["step/lr"]] == list(range(1, 9))
+    assert got["step/lr"][-1][1] == pytest.approx(metrics[-1]["lr"])

@@ -108,6 +108,8 @@ class TrainConfig:
     device: str = "auto"
     #: data-parallel runs (torchrun): synchronise BatchNorm statistics over all processes' images
     sync_bn: bool = False
+    #: also write TensorBoard event files into the run folder (pip install 'resdyn[tensorboard]')
+    tensorboard: bool = False
     #: progress: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "off"
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
 
@@ -155,6 +157,10 @@ class Config:
                 raise ConfigError(f"{key} must be a finite number, got {value}")
         if self.optim.lr < 0:
             raise ConfigError(f"optim.lr must be >= 0, got {self.optim.lr}")
+        if self.train.tensorboard:
+            from resdyn.tensorboard import require_tensorboard
+
+            require_tensorboard()  # before any work, not after the first epoch
         return self
 
 

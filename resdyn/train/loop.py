@@ -47,6 +47,7 @@ from resdyn.errors import ResdynError
 from resdyn.metrics import extra_loss, model_metrics
 from resdyn.nets import build_model
 from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, Summary, TrainState, model_depth
+from resdyn.tensorboard import TensorBoardLog
 from resdyn.train.config import Config, dump_config
 from resdyn.train.optim import build_optimizer, lr_at, penalised_weights, weight_penalty
 from resdyn.train.progress import Progress
@@ -264,8 +265,10 @@ class EpochStats:
 
 
 def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: TrainState, epoch: int,
-                device: torch.device, world: World, run: RunDir, progress: Progress) -> EpochStats:
-    """One pass over the training set; advances ``state.step`` and ``state.train_time_s``."""
+                device: torch.device, world: World, run: RunDir, progress: Progress,
+                board: TensorBoardLog | None = None) -> EpochStats:
+    """One pass over the training set; advances ``state.step`` and ``state.train_time_s``; logs each step's lr
+    to ``board`` when there is one."""
     tc = config.train
     model, optimizer = parts.model, parts.optimizer
     steps_per_epoch = train_steps(loader, world)
@@ -311,6 +314,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         state.step += 1
+        if board is not None:
+            board.step(state.step, lr)
         if state.step % check_every == 0 or batch == steps_per_epoch - 1:
             bad = _first_bad_step(first_bad, world)
             if bad >= 0:
@@ -439,10 +444,13 @@ def train(
         state = start_or_resume(run, config, parts, device, world, checkpoint=checkpoint, overwrite=overwrite,
                                 overrides=overrides or [], command=command, progress=progress)
 
+        board = None
+        if tc.tensorboard and world.is_main:
+            board = holding.enter_context(TensorBoardLog(run.path, steps_done=state.step))
         stopped_early = False
         last: EpochRecord | None = None
         for epoch in range(state.epoch + 1, tc.epochs + 1):
-            stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress)
+            stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress, board)
             last = evaluate_epoch(parts, data, stats, epoch, state.step, device, world)
             state.epoch = epoch
             state.best_test_acc = max(state.best_test_acc, last.test_acc)
@@ -450,6 +458,8 @@ def train(
                 stopped_early = state.early_stop.update(getattr(last, tc.early_stop_metric), epoch,
                                                         tc.early_stop_metric == "val_acc", tc.early_stop_patience)
             save_epoch(run, config, parts, state, last, device, world)
+            if board is not None:
+                board.epoch(last.to_json())
             progress.end(_epoch_line(last))
             if on_epoch_end is not None:
                 on_epoch_end(epoch, last)
