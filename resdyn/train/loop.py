@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, nullcontext
@@ -380,7 +381,7 @@ def evaluate_epoch(parts: Parts, data: Data, stats: EpochStats, epoch: int, step
     """The epoch's record: the scored weights (the EMA's when there is one) on test and validation data, and
     what the model reports about itself."""
     scored = parts.ema.module if parts.ema is not None else parts.model
-    autocast = lambda: parts.autocast(device)  # noqa: E731
+    autocast = functools.partial(parts.autocast, device)
     t1 = time.perf_counter()
     test_loss, test_acc = evaluate(scored, data.test, autocast, world)
     val_loss, val_acc = evaluate(scored, data.val, autocast, world) if data.val is not None else (None, None)
@@ -504,7 +505,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         if best is not None:
             model.load_state_dict(best[0])
             final, final_kind = model, f"best_val_epoch_{best[1]}"
-    test_loss, test_acc = evaluate(final, data.test, lambda: parts.autocast(device), world)
+    test_loss, test_acc = evaluate(final, data.test, functools.partial(parts.autocast, device), world)
     final_metrics = world.mean_metrics(model_metrics(final))
     if not world.is_main:
         return world.broadcast(None)

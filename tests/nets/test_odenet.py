@@ -110,10 +110,11 @@ def test_odenet_learns_fashion_mnist_and_logs_nfe(tmp_path):
         "train.eval_batch_size=500", "train.device=cpu", "schedule.name=constant", "optim.lr=0.05",
         "optim.weight_decay=0",
     ])
-    summary = train(config, tmp_path, progress=Progress("off"))
-    assert summary["params"] == 208_266
-    assert summary["test_acc"] > 0.35
-    (record,) = RunDir(tmp_path).read_metrics()
+    run = train(config, tmp_path, progress=Progress("off"))
+    assert run.params == 208_266
+    assert run.test_acc > 0.35
+    summary = run.model_metrics
+    (record,) = (r.model for r in RunDir(tmp_path).read_metrics())
     for key in ("nfe_forward_mean", "nfe_forward_max", "nfe_backward_mean", "nfe_backward_max", "nfe_eval_mean"):
         assert key in record
     # dopri5 takes 2 + 6 k evaluations; backprop takes one VJP per evaluation the output depends on.

@@ -15,11 +15,13 @@ four steps later 1e-2 away from the unperturbed run for one draw of the noise (5
 a cosine schedule the two-process run's third gradient differed from one process's by 1e-4 while the weights
 agreed to 2e-10. So the runs are short (two epochs of two steps, constant lr), where the weights agree to
 rounding at every step; the last batch of 29 images splits 15 / 14, so the weighting of unequal parts is
-exercised too. Resume, on the same processes, is checked bit for bit.
+exercised too. Resume on the same number of processes is checked bit for bit, and on one process (another
+world size) to float tolerance.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +85,16 @@ def test_resnet20_on_two_processes_equals_one_and_a_killed_run_resumes_exactly(t
 
     killed = torchrun(str(WORKER), str(tmp_path / "killed"), json.dumps(RESNET), "1", "start")
     assert killed.returncode != 0 and len(RunDir(tmp_path / "killed").read_metrics()) == 1
+    # Resumed by one process instead: the same global batches, so the same weights to float tolerance.
+    shutil.copytree(tmp_path / "killed", tmp_path / "killed-then-one")
+    torch.set_num_threads(1)
+    try:
+        train(apply_overrides(Config(), RESNET), tmp_path / "killed-then-one", resume=True, progress=Progress("off"))
+    finally:
+        torch.set_num_threads(os.cpu_count() or 1)
+    one_after_two = RunDir(tmp_path / "killed-then-one")
+    assert one_after_two.read_summary().world_size == 1
+    assert_close(ddp.load_checkpoint().model, one_after_two.load_checkpoint().model)
     resumed = torchrun(str(WORKER), str(tmp_path / "killed"), json.dumps(RESNET), "0", "resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     again = RunDir(tmp_path / "killed")
