@@ -6,6 +6,7 @@ can be traced to the code that produced it.
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from pathlib import Path
@@ -35,6 +36,14 @@ def source_version(root: Path = PACKAGE_ROOT) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if dirty else head
+
+
+@functools.cache
+def loaded_version() -> str | None:
+    """The version of the code this process runs, read once, when a training first asks (git does not run at
+    import): a run started later in a long-lived process (a `resdyn compare` suite) must not report a commit
+    made after that."""
+    return source_version()
 
 
 def version_text() -> str:

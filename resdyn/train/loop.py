@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from resdyn import provenance
+from resdyn import version as provenance
 from resdyn.analysis.profile import mult_adds
 from resdyn.data import Augment, DatasetInfo, DeviceLoader, Split, load_dataset, split_validation, take
 from resdyn.device import describe_device, peak_memory_bytes, resolve_device

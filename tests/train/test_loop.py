@@ -213,28 +213,8 @@ def git(cwd, *args):
                           capture_output=True, text=True).stdout.strip()
 
 
-def test_source_version_is_the_checkouts_commit_marked_dirty_and_none_outside_its_top(tmp_path):
-    from resdyn.provenance import source_version
-
-    repo = tmp_path / "repo"
-    (repo / "pkg").mkdir(parents=True)
-    git(repo, "init", "-q")
-    (repo / "a.py").write_text("x = 1\n")
-    git(repo, "add", "a.py")
-    git(repo, "commit", "-qm", "one")
-    head = git(repo, "rev-parse", "HEAD")
-    assert source_version(repo) == head
-    (repo / "untracked.txt").write_text("results\n")  # run folders and notes beside the code do not count
-    assert source_version(repo) == head
-    (repo / "a.py").write_text("x = 2\n")
-    assert source_version(repo) == f"{head}-dirty"
-    # A copy inside some other repository (say, site-packages in a project's .venv) is not that repository.
-    assert source_version(repo / "pkg") is None
-    assert source_version(tmp_path) is None
-
-
 def test_the_summary_names_every_code_version_that_trained_the_run(tmp_path, monkeypatch):
-    from resdyn import provenance
+    from resdyn import version as provenance
 
     config = small("train.epochs=3")
     monkeypatch.setattr(provenance, "loaded_version", lambda: "aaa")
@@ -247,7 +227,7 @@ def test_the_summary_names_every_code_version_that_trained_the_run(tmp_path, mon
 
 
 def test_the_loaded_version_is_this_checkouts_commit_and_git_does_not_run_at_import():
-    from resdyn import provenance
+    from resdyn import version as provenance
 
     root = Path(provenance.__file__).parents[1]
     code = ("import subprocess; calls = []; real = subprocess.run; "
