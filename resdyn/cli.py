@@ -365,10 +365,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def show_report(report: Report, html_path: Path, md_path: Path) -> None:
-    """The tables on stdout; every skipped folder, with why, on stderr."""
-    from resdyn.analysis.report import terminal_text
+    """The tables on stdout; every skipped folder, with why, and every run counted once, on stderr."""
+    from resdyn.analysis.report import duplicate_lines, terminal_text
 
     print(terminal_text(report))
     for s in report.skipped:
         print(f"resdyn: skipped {s.path}: {s.reason}", file=sys.stderr)
+    for line in duplicate_lines(report):
+        print(f"resdyn: {line}", file=sys.stderr)
     print(f"\nreport: {html_path} (self-contained) and {md_path}")

@@ -30,7 +30,10 @@ Reading = Callable[[EpochRecord], float | None]
 DPI = 110
 WIDE = (8.5, 4.2)
 MANY_EPOCHS = 30  # above this many points a line needs no markers to be read
-MEMORY_KINDS = {"cuda_max_allocated": "CUDA allocator peak", "process_max_rss": "process max RSS"}
+MEMORY_KINDS = {"cuda_max_allocated": "CUDA allocator peak", "peak_rss": "peak resident memory of the training",
+                "process_max_rss": "process max RSS"}
+#: peaks that belong to one training; a process's lifetime max RSS also holds whatever ran before in it
+OWN_MEMORY_KINDS = frozenset({"cuda_max_allocated", "peak_rss"})
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,12 @@ def nfe_plot(series: Sequence[Series]) -> Plot | None:
 
 
 def memory_depth_plot(series: Sequence[Series], memory_kind: str | None) -> Plot | None:
-    """Peak memory against depth, points coloured per model and joined within a family (e.g. all LM-ResNets)."""
+    """Peak memory against depth, points coloured per model and joined within a family (e.g. all LM-ResNets).
+
+    Drawn only when every run's figure is its own (``OWN_MEMORY_KINDS``): a process's lifetime max RSS also holds
+    the runs before it in the same process, which would make the last model of a suite look hungriest."""
+    if memory_kind not in OWN_MEMORY_KINDS:
+        return None
     points = [s for s in series if s.depth is not None and s.peak_memory_bytes is not None]
     if len({s.depth for s in points}) < 2:
         return None
@@ -335,9 +343,8 @@ def memory_depth_plot(series: Sequence[Series], memory_kind: str | None) -> Plot
 def _memory_caption(memory_kind: str | None) -> str:
     if memory_kind == "cuda_max_allocated":
         return "Peak memory allocated by PyTorch on the GPU during each run (mean over seeds)."
-    return ("On the CPU the figure is the training process's maximum resident set size: it includes the Python "
-            "interpreter and the dataset, and where several runs shared one process (as under `resdyn compare`) "
-            "the largest run before it too. Compare memory on a GPU.")
+    return ("On the CPU the figure is the peak resident memory of the process while the run trained (reset at its "
+            "start): it includes the Python interpreter and the dataset as well as the model and its activations.")
 
 
 def all_plots(series: Sequence[Series], memory_kind: str | None) -> list[Plot]:

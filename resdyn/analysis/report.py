@@ -80,6 +80,15 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    """A run read more than once (the same folder named twice, or a copy: the same config and seed), counted once."""
+
+    path: Path
+    same_as: Path
+    reason: str
+
+
 def find_run_folders(paths: Iterable[str | Path]) -> list[Path]:
     """The run folders named by ``paths``: a run folder stands for itself, and a folder that is not one but holds
     run folders (a suite's ``out``) stands for those. Anything else is kept, to be reported as unreadable."""
@@ -122,6 +131,26 @@ def read_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[Skipped]]:
         except RunError as e:
             skipped.append(Skipped(path, str(e)))
     return runs, skipped
+
+
+def unique_runs(runs: Sequence[Run]) -> tuple[list[Run], list[Duplicate]]:
+    """The runs with each counted once: a folder named twice (``A A ./A``) is one run, and so is a folder whose
+    config and seed are those of another (a copy of it), since seeds are what the table's statistics count."""
+    kept: list[Run] = []
+    duplicates: list[Duplicate] = []
+    by_path: dict[Path, Run] = {}
+    by_config: dict[str, Run] = {}
+    for run in runs:
+        where = run.path.resolve()
+        config = json.dumps([experiment(run), run.seed], sort_keys=True, default=str)
+        if where in by_path:
+            duplicates.append(Duplicate(run.path, by_path[where].path, "the same folder"))
+        elif config in by_config:
+            duplicates.append(Duplicate(run.path, by_config[config].path, "the same config and seed"))
+        else:
+            kept.append(run)
+            by_path[where], by_config[config] = run, run
+    return kept, duplicates
 
 
 # -- one row per experiment ---------------------------------------------------------------------------------
@@ -243,15 +272,35 @@ class Table:
     rows: list[list[str]]
     colours: list[str]
     notes: list[str]
+    #: the training budget shared by every row (images, subset or not, epochs); None when rows differ (a column)
+    budget: str | None = None
+
+    @property
+    def heading(self) -> str:
+        return self.dataset if self.budget is None else f"{self.dataset}: {self.budget}"
+
+
+def budget(run: Run) -> str:
+    """What a run was trained on: how many training images (and whether a subset) for how many epochs."""
+    images = run.summary.train_images
+    epochs = run.summary.epochs if run.summary.epochs is not None else len(run.metrics)
+    subset = " (subset)" if run.config.get("data", {}).get("limit_train") is not None else ""
+    return f"{MISSING if images is None else format(images, ',')} training images{subset}, {epochs} epochs"
 
 
 def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, str]) -> Table:
-    """The comparison table of one dataset: one row per experiment, optional columns only where some row has data."""
+    """The comparison table of one dataset: one row per experiment, optional columns only where some row has data.
+
+    The training budget is in the heading when every run shares it, else a column: an 8,000-image, 3-epoch
+    result must never read like a full-dataset one."""
     runs = [r for g in groups for r in g.runs]
+    budgets = {g.label: budget(g.first) for g in groups}
+    shared = next(iter(budgets.values())) if len(set(budgets.values())) == 1 else None
     paper = {g.label: number(g.first.meta.get("paper_test_error")) for g in groups}
     with_paper = any(v is not None for v in paper.values())
     with_nfe = any(_nfe(r, "forward") is not None or _nfe(r, "backward") is not None for r in runs)
-    headers = ["model", "depth", "seeds", "test acc (%)", "test error (%)"]
+    headers = ["model", "depth", "seeds"] + (["trained on"] if shared is None else [])
+    headers += ["test acc (%)", "test error (%)"]
     headers += ["paper error (%)", "Δ error (pp)"] if with_paper else []
     headers += ["params", "Mult-Adds per image", "Mult-Adds per batch of 128", "train s/epoch", "eval s/epoch"]
     headers += ["NFE forward", "NFE backward"] if with_nfe else []
@@ -262,8 +311,9 @@ def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, s
         acc = [100 * r.summary.test_acc for r in g.runs]
         error = mean_std([100 - a for a in acc])
         macs = g.first.summary.mult_adds_per_image
-        row = [g.label, MISSING if g.depth is None else str(g.depth), str(len(g.runs)), _pm(*mean_std(acc)),
-               _pm(*error)]
+        row = [g.label, MISSING if g.depth is None else str(g.depth), str(len(g.runs))]
+        row += [budgets[g.label]] if shared is None else []
+        row += [_pm(*mean_std(acc)), _pm(*error)]
         if with_paper:
             p = paper[g.label]
             row += [MISSING, MISSING] if p is None else [f"{p:.2f}", f"{error[0] - p:+.2f}"]
@@ -278,7 +328,7 @@ def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, s
                 human_bytes(None if checkpoint is None else round(checkpoint))]
         rows.append(row)
     return Table(dataset, headers, rows, [palette[g.label] for g in groups],
-                 _notes(groups, with_paper, with_nfe))
+                 _notes(groups, with_paper, with_nfe), shared)
 
 
 def _nfe_cell(group: Group, direction: str) -> str:
@@ -305,6 +355,9 @@ def _notes(groups: Sequence[Group], with_paper: bool, with_nfe: bool) -> list[st
     if kinds:
         notes.append("Peak memory: " + ", ".join(MEMORY_KINDS.get(k, k) for k in kinds) + "; checkpoint: size of "
                      "checkpoint.pt (weights, optimiser and resume state).")
+        if "process_max_rss" in kinds:
+            notes.append("A process max RSS also holds whatever that process ran before the run (earlier runs of a "
+                         "`resdyn compare`): it is not comparable between runs, and the memory plot is left out.")
     devices = sorted({r.summary.device for r in runs if r.summary.device})
     if devices:
         notes.append("Times measured on " + "; ".join(devices) + ".")
@@ -327,11 +380,13 @@ class Report:
     runs: list[Run]
     skipped: list[Skipped]
     labels: dict[Path, str] = field(default_factory=dict)
+    duplicates: list[Duplicate] = field(default_factory=list)
 
 
 def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") -> Report:
     """Read the runs, group them into experiments, and make each dataset's table and figures."""
     runs, skipped = read_runs(paths)
+    runs, duplicates = unique_runs(runs)
     by_dataset: dict[str, list[Run]] = {}
     for run in runs:
         by_dataset.setdefault(run.dataset, []).append(run)
@@ -345,7 +400,7 @@ def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") 
         sections.append(Section(dataset_table(name, groups, palette),
                                 all_plots(series, kinds.pop() if len(kinds) == 1 else None)))
     labels = {r.path: g.label for groups in grouped.values() for g in groups for r in g.runs}
-    return Report(title, sections, runs, skipped, labels)
+    return Report(title, sections, runs, skipped, labels, duplicates)
 
 
 def write_report(report: Report, out: str | Path) -> tuple[Path, Path]:
@@ -389,15 +444,58 @@ def _generated() -> str:
 
 
 def _read_count(report: Report) -> str:
-    return f"{len(report.runs)} run(s) read, {len(report.skipped)} skipped."
+    counted_once = f", {len(report.duplicates)} counted once" if report.duplicates else ""
+    return f"{len(report.runs)} run(s) read, {len(report.skipped)} skipped{counted_once}."
+
+
+def duplicate_lines(report: Report) -> list[str]:
+    """One sentence per run that was named again or copied, saying which run it repeats."""
+    return [f"{d.path} is {d.reason} as {d.same_as}: counted once" for d in report.duplicates]
+
+
+#: the terminal's short names for the table's columns, and the order in which columns go when it is too wide
+TERMINAL_HEADERS = {"test acc (%)": "acc %", "test error (%)": "error %", "paper error (%)": "paper %",
+                    "Δ error (pp)": "Δ pp", "Mult-Adds per image": "MAdds/img", "train s/epoch": "s/epoch",
+                    "NFE forward": "NFE fwd", "NFE backward": "NFE bwd", "peak memory": "memory"}
+TERMINAL_DROP_ORDER = ("Mult-Adds per batch of 128", "checkpoint", "eval s/epoch", "test error (%)", "depth",
+                       "peak memory", "NFE backward", "Mult-Adds per image", "train s/epoch")
+TERMINAL_WIDTH = 100
+TERMINAL_NAME = 32
+
+
+def terminal_table(table: Table, width: int = TERMINAL_WIDTH) -> str:
+    """A table in at most ``width`` columns: short headers and model names of at most 32 characters, then the
+    least telling columns left out, then names shortened further (report.md and report.html keep everything)."""
+    rows = [[_shorten(row[0], TERMINAL_NAME), *row[1:]] for row in table.rows]
+    keep = list(range(len(table.headers)))
+    for name in TERMINAL_DROP_ORDER:
+        if _terminal_width(table.headers, rows, keep) <= width:
+            break
+        if name in table.headers:
+            keep.remove(table.headers.index(name))
+    overflow = _terminal_width(table.headers, rows, keep) - width
+    if overflow > 0:
+        room = max(12, max(len(r[0]) for r in rows) - overflow)
+        rows = [[_shorten(r[0], room), *r[1:]] for r in rows]
+    return format_table([TERMINAL_HEADERS.get(table.headers[i], table.headers[i]) for i in keep],
+                        [[row[i] for i in keep] for row in rows])
+
+
+def _shorten(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def _terminal_width(headers: Sequence[str], rows: Sequence[Sequence[str]], keep: Sequence[int]) -> int:
+    widths = [max(len(TERMINAL_HEADERS.get(headers[i], headers[i])), *(len(r[i]) for r in rows)) for i in keep]
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 def terminal_text(report: Report) -> str:
-    """Each dataset's table as plain text for the terminal."""
+    """Each dataset's table as plain text that fits a 100-column terminal."""
     parts = []
     for section in report.sections:
         table = section.table
-        parts.append(f"{table.dataset}\n{format_table(table.headers, table.rows)}")
+        parts.append(f"{table.heading}\n{terminal_table(table)}")
     return "\n\n".join(parts) or "no runs could be read"
 
 
@@ -415,9 +513,11 @@ def render_markdown(report: Report) -> str:
     if report.skipped:
         lines += ["## Runs that could not be read", ""]
         lines += [f"- `{s.path}`: {s.reason}" for s in report.skipped] + [""]
+    if report.duplicates:
+        lines += ["## Runs counted once", ""] + [f"- {line}" for line in duplicate_lines(report)] + [""]
     for section in report.sections:
         table = section.table
-        lines += [f"## {table.dataset}", "", _md_table(table.headers, table.rows), ""]
+        lines += [f"## {table.heading}", "", _md_table(table.headers, table.rows), ""]
         lines += [f"- {note}" for note in table.notes] + [""]
         for plot in section.plots:
             lines += [f"### {plot.title}", "", f"![{plot.title}]({_png_name(table.dataset, plot)})", "",
@@ -491,9 +591,12 @@ def render_html(report: Report) -> str:
     if report.skipped:
         items = "".join(f"<li><code>{e(str(s.path))}</code>: {e(s.reason)}</li>" for s in report.skipped)
         parts.append(f'<div class="skipped"><h2>Runs that could not be read</h2><ul>{items}</ul></div>')
+    if report.duplicates:
+        items = "".join(f"<li>{e(line)}</li>" for line in duplicate_lines(report))
+        parts.append(f'<div class="skipped"><h2>Runs counted once</h2><ul>{items}</ul></div>')
     for section in report.sections:
         table = section.table
-        parts += [f"<h2>{e(table.dataset)}</h2>", _html_table(table.headers, table.rows, table.colours),
+        parts += [f"<h2>{e(table.heading)}</h2>", _html_table(table.headers, table.rows, table.colours),
                   '<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in table.notes) + "</ul>"]
         for plot in section.plots:
             parts.append(f'<h3>{e(plot.title)}</h3><figure><img src="{_data_uri(plot.png)}" alt="{e(plot.title)}">'

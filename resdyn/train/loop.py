@@ -42,7 +42,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from resdyn import version as provenance
 from resdyn.analysis.profile import mult_adds
 from resdyn.data import Augment, DatasetInfo, DeviceLoader, Split, load_dataset, split_validation, take
-from resdyn.device import describe_device, peak_memory_bytes, resolve_device
+from resdyn.device import describe_device, peak_memory_bytes, reset_peak_memory, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.errors import ResdynError
 from resdyn.metrics import extra_loss, model_metrics
@@ -427,7 +427,7 @@ def train(
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.cuda.reset_peak_memory_stats(device)
+    memory_reset = reset_peak_memory(device)
 
     with ExitStack() as holding:
         if world.is_main:
@@ -468,7 +468,7 @@ def train(
                 progress.message(f"early stop: {tc.early_stop_metric} has not improved for "
                                  f"{tc.early_stop_patience} epochs (best at epoch {state.early_stop.best_epoch})")
                 break
-        return finish(run, config, parts, data, state, last, stopped_early, device, world, command)
+        return finish(run, config, parts, data, state, last, stopped_early, device, world, command, memory_reset)
 
 
 def save_epoch(run: RunDir, config: Config, parts: Parts, state: TrainState, record: EpochRecord,
@@ -491,7 +491,8 @@ def save_epoch(run: RunDir, config: Config, parts: Parts, state: TrainState, rec
 
 
 def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainState, last: EpochRecord | None,
-           stopped_early: bool, device: torch.device, world: World, command: str | None) -> Summary:
+           stopped_early: bool, device: torch.device, world: World, command: str | None,
+           memory_reset: bool = False) -> Summary:
     """Choose the final weights (EMA, SWA, or the best validation epoch's), score them, write the summary."""
     tc = config.train
     model = parts.model
@@ -512,7 +513,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
 
     metrics = run.read_metrics()
     info = data.info
-    peak, peak_kind = peak_memory_bytes(device)
+    peak, peak_kind = peak_memory_bytes(device, since_reset=memory_reset)
     summary = Summary(
         model=config.model.name, model_options=config.model.options, data=config.data.name,
         params=sum(p.numel() for p in model.parameters()), epochs=state.epoch, steps=state.step,

@@ -31,7 +31,8 @@ UNITS = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB"
 
 def md_table(text: str, heading: str) -> list[dict[str, str]]:
     """The first Markdown table after ``## heading``, as one dict per row keyed by the headers."""
-    lines = text.split(f"## {heading}\n", 1)[1].strip().splitlines()
+    lines = text.split(f"## {heading}", 1)[1].splitlines()[1:]  # the heading may go on with the budget
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("|")):]
     table = [line for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("|"))]]
     cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in table]
     return [dict(zip(cells[0], row, strict=True)) for row in cells[2:]]
@@ -238,3 +239,86 @@ def test_the_runs_table_shows_each_code_version_and_whether_it_was_dirty():
     assert _versions(replace(base, commit=a, commits=[a, f"{b}-dirty"])) == f"{'a' * 10} -> {'b' * 10}-dirty"
     assert _versions(replace(base, commit=a)) == "a" * 10  # summaries written before `commits` existed
     assert _versions(base) == "-"
+
+
+def test_the_same_run_named_again_or_copied_counts_once_with_a_note(digits_runs, tmp_path, capsys, monkeypatch):
+    """Issue 14.9: `resdyn report A A ./A` used to count one run as three seeds ("seeds 3, 69.20 ± 0.00")."""
+    a = digits_runs["resnet8-seed0"]
+    copy = tmp_path / "copy-of-a"
+    shutil.copytree(a, copy)
+    monkeypatch.chdir(a.parent)
+    report = build_report([a, a, Path(".") / a.name, copy])
+    assert [r.path for r in report.runs] == [a]
+    assert [(d.path, d.same_as, d.reason) for d in report.duplicates] == [
+        (a, a, "the same folder"), (Path(".") / a.name, a, "the same folder"), (copy, a, "the same config and seed")]
+    (row,) = md_table(render(report, tmp_path / "report"), "digits")
+    assert row["seeds"] == "1"
+    assert "## Runs counted once" in (tmp_path / "report" / "report.md").read_text()
+    assert main(["report", str(a), str(a), "--out", str(tmp_path / "cli")]) == 0
+    assert f"resdyn: {a} is the same folder as {a}: counted once" in capsys.readouterr().err
+
+
+def test_the_training_budget_is_in_the_heading_or_a_column(digits_runs, tmp_path):
+    """Issue 14.10: a subset or short run must not read like a full-dataset result."""
+    resnets = [digits_runs["resnet8-seed0"], digits_runs["resnet8-seed1"]]
+    report = build_report(resnets)
+    train_images = RunDir(resnets[0]).read_summary().train_images
+    assert report.sections[0].table.heading == f"digits: {train_images:,} training images, 2 epochs"
+    assert f"## digits: {train_images:,} training images, 2 epochs" in render(report, tmp_path / "one")
+    assert report.sections[0].table.heading.splitlines()[0] in report_terminal(report)
+
+    subset = tmp_path / "subset"
+    shutil.copytree(digits_runs["lm14-seed0"], subset)
+    config = (subset / RunDir.CONFIG).read_text().replace("[data]\n", "[data]\nlimit_train = 100\n")
+    (subset / RunDir.CONFIG).write_text(config)
+    summary = RunDir(subset).read_summary()
+    RunDir(subset).write_summary(replace(summary, train_images=100, epochs=2))
+    mixed = build_report([*resnets, subset])
+    table = mixed.sections[0].table
+    assert table.budget is None and "trained on" in table.headers
+    rows = {r["model"]: r for r in md_table(render(mixed, tmp_path / "mixed"), "digits")}
+    assert rows["lm-resnet depth=14"]["trained on"] == "100 training images (subset), 2 epochs"
+    assert rows["resnet depth=8"]["trained on"] == f"{train_images:,} training images, 2 epochs"
+
+
+def report_terminal(report) -> str:
+    from resdyn.analysis.report import terminal_text
+
+    return terminal_text(report)
+
+
+def test_the_terminal_table_fits_100_columns_and_keeps_what_matters():
+    """Issue 14.12: the comparison table was 194 characters wide."""
+    from resdyn.analysis.report import Table, terminal_table
+
+    headers = ["model", "depth", "seeds", "test acc (%)", "test error (%)", "paper error (%)", "Δ error (pp)",
+               "params", "Mult-Adds per image", "Mult-Adds per batch of 128", "train s/epoch", "eval s/epoch",
+               "NFE forward", "NFE backward", "peak memory", "checkpoint"]
+    rows = [["lm-resnet depth=56 noise=stochastic-depth (optim.lr=0.05)", "56", "3", "93.69 ± 0.12",
+             "6.31 ± 0.12", "6.31", "+0.00", "856,789", "126 M", "16.1 G", "31.4", "2.10", "-", "-",
+             "1.2 GiB", "10.4 MiB"],
+            ["odenet", "-", "3", "90.00 ± 1.00", "10.00 ± 1.00", "-", "-", "208,266", "37.6 M", "4.81 G", "40.1",
+             "3.20", "26.3", "31.2", "980.0 MiB", "2.4 MiB"]]
+    text = terminal_table(Table("cifar10", headers, rows, ["#000", "#111"], []))
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100
+    for kept in ("model", "seeds", "acc %", "paper %", "Δ pp", "params", "s/epoch"):
+        assert kept in lines[0]
+    assert "93.69 ± 0.12" in lines[2] and "856,789" in lines[2] and "+0.00" in lines[2] and "31.4" in lines[2]
+    assert lines[2].startswith("lm-resnet depth=56 noise=stocha…")  # a long name is shortened, not dropped
+    narrow = [["resnet20", *r[1:]] for r in rows]
+    assert "MAdds/img" in terminal_table(Table("x", headers, narrow, ["#000", "#111"], [])).splitlines()[0]
+
+
+def test_memory_against_depth_is_left_out_when_a_figure_is_not_the_runs_own(digits_runs):
+    """Issue 14.11: a process's lifetime max RSS grows across a suite's runs; only a run's own peak is plotted."""
+    from resdyn.analysis.plots import memory_depth_plot
+
+    report = build_report(digits_runs.values())
+    assert {r.summary.peak_memory_kind for r in report.runs} == {"peak_rss"}  # reset at each training's start
+    assert "memory-depth" in [p.slug for p in report.sections[0].plots]
+    from resdyn.analysis.plots import Series
+    series = [Series("a", "#000", [], 8, "resnet", 1e8), Series("b", "#111", [], 14, "lm-resnet", 2e8)]
+    assert memory_depth_plot(series, "peak_rss") is not None
+    assert memory_depth_plot(series, "cuda_max_allocated") is not None
+    assert memory_depth_plot(series, "process_max_rss") is None
