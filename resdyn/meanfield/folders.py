@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from resdyn.atomic import atomic_write
-from resdyn.runs import RunError
 from resdyn.meanfield.plots import curves_png, map_png
+from resdyn.runs import RunError
 
 CURVES, CURVES_PNG = "curves.json", "curves.png"
 MAP, MAP_PNG = "map.json", "map.png"

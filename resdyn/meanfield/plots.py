@@ -31,7 +31,7 @@ def curves_png(curves: Mapping[str, Any]) -> bytes:
     settings = curves["settings"]
     figure = Figure(figsize=(11, 7.5))
     axes = figure.subplots(2, 2).ravel()
-    for ax, (key, label, log) in zip(axes, PANELS):
+    for ax, (key, label, log) in zip(axes, PANELS, strict=True):
         ax.plot(layers, curves["theory"][key], color="C0", label="mean-field theory")
         sim = curves.get("simulation")
         if sim is not None:

@@ -139,7 +139,8 @@ class MapResult:
                 "diverged": self.diverged, "wall_time_s": self.wall_time_s, "theory": self.theory}
 
 
-def train_stacked(stacked: StackedModels, loader: DeviceLoader, epochs: int, lr: float, momentum: float) -> torch.Tensor:
+def train_stacked(stacked: StackedModels, loader: DeviceLoader, epochs: int, lr: float,
+                  momentum: float) -> torch.Tensor:
     """SGD on every stacked model; returns each model's mean training loss over its last epoch (inf if it
     diverged)."""
     optimizer = torch.optim.SGD(list(stacked.params.values()), lr=lr, momentum=momentum)

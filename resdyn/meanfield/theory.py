@@ -118,7 +118,8 @@ class Tanh:
 
     def half_distance(self, q: np.ndarray, gap: np.ndarray) -> np.ndarray:
         q, gap = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(gap, dtype=float))
-        return np.array([self._half_distance(qi, gi) for qi, gi in zip(q.ravel(), gap.ravel())]).reshape(q.shape)
+        values = [self._half_distance(qi, gi) for qi, gi in zip(q.ravel(), gap.ravel(), strict=True)]
+        return np.array(values).reshape(q.shape)
 
     @staticmethod
     def _half_distance(q: float, gap: float) -> float:

@@ -11,8 +11,13 @@ from typing import Any
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.nets import cifar, fractal, odenet, revnet  # noqa: F401  (each registers its models)
-from resdyn.nets import meanfield  # noqa: F401  (registers frn, rrn)
+from resdyn.nets import (  # noqa: F401  (each registers its models)
+    cifar,
+    fractal,
+    meanfield,  # noqa: F401  (registers frn, rrn)
+    odenet,
+    revnet,
+)
 from resdyn.nets.base import MODELS, Network
 
 
