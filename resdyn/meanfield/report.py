@@ -99,7 +99,8 @@ def map_section(result: dict[str, Any], folder: Path) -> Section:
     headers = ["depth \\ " + s["axis"]] + [_g(v) for v in s["values"]]
     rows = [[str(d)] + [f"{100 * a:.1f}" + ("*" if bad else "") for a, bad in zip(accs, diverged, strict=True)]
             for d, accs, diverged in zip(s["depths"], result["accuracy"], result["diverged"], strict=True)]
-    facts = (_settings_line(s, ["width", "sigma_w2", "sigma_v2", "sigma_a2", "sigma_b2", "alpha", "limit_train",
+    alpha = ["alpha"] if s["activation"] == "alpha-relu" else []
+    facts = (_settings_line(s, ["width", "sigma_w2", "sigma_v2", "sigma_a2", "sigma_b2", *alpha, "limit_train",
                                 "limit_test", "epochs", "batch_size", "lr", "momentum", "seed", "device"])
              + f"; trained in {result['wall_time_s']:.0f} s. Test accuracy in %; * diverged.")
     command = result.get("command", "")

@@ -195,6 +195,7 @@ def theory_grid(settings: MapSettings, points: int = 60) -> dict[str, Any]:
 
 def trainability_map(settings: MapSettings, log: Callable[[str], None] = print) -> MapResult:
     """Train every grid point (one batched model per depth) and measure its test accuracy."""
+    predicted = theory_grid(settings)  # first: it checks the settings against the theory before any training
     device = torch.device(settings.device)
     dataset = load_dataset(settings.data)
     train_split = take(dataset.train, settings.limit_train, settings.seed)
@@ -217,5 +218,5 @@ def trainability_map(settings: MapSettings, log: Callable[[str], None] = print) 
         log(f"depth {depth}: test accuracy " + " ".join(f"{a:.3f}" for a in acc[-1]) +
             f" ({time.perf_counter() - start:.0f} s)")
     wall = time.perf_counter() - start
-    return MapResult(settings, acc, loss, diverged, wall, theory_grid(settings))
+    return MapResult(settings, acc, loss, diverged, wall, predicted)
 

@@ -37,6 +37,7 @@ activation's, 1, and the Gaussian's, √q), with the activation's constant tails
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -60,7 +61,7 @@ Z_MAX = 10.0
 PANELS = 40
 
 
-def gaussian_expectation(f, f_minus: np.ndarray | float, f_plus: np.ndarray | float,
+def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], f_minus: np.ndarray | float, f_plus: np.ndarray | float,
                          mean: np.ndarray | float, std: np.ndarray | float) -> np.ndarray:
     """``E f(Y)`` for ``Y ~ N(mean, std²)``, elementwise over broadcast ``mean, std``, where ``f`` is smooth on
     the scale of 1 and equal to its limits ``f_minus`` / ``f_plus`` (broadcastable) beyond ``|y| = 20``.

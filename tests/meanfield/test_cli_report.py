@@ -76,6 +76,7 @@ def test_a_folder_without_results_has_no_sections(tmp_path):
     (["curves", "--activation", "alpha-relu", "--alpha", "0.3"], "alpha must be > 1/2"),
     (["map", "--values", "a:b:c"], "not a list of numbers"),
     (["map", "--axis", "rho2", "--net", "rrn"], "needs an FRN"),
+    (["map", "--activation", "alpha-relu", "--axis", "alpha", "--values", "0.3,0.8"], "alpha must be > 1/2"),
 ])
 def test_bad_input_is_one_line_and_exit_1(argv, message, tmp_path, capsys):
     assert main(["meanfield", *argv, "--out", str(tmp_path / "out")]) == 1
