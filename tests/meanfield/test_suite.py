@@ -23,7 +23,7 @@ def test_suite_crosses_every_activation_with_every_scheme_over_three_seeds():
     pairs = {(e.config.model.options["activation"], e.config.model.options["init"]) for e in suite.experiments}
     assert pairs == {(a, i) for a in ACTIVATIONS for i in INITS}
     assert {e.config.train.seed for e in suite.experiments} == {0, 1, 2}
-    assert suite.experiments[0].config.model.options == {"width": 256, "depth": 20, "alpha": 0.8,
+    assert suite.experiments[0].config.model.options == {"width": 256, "depth": 10, "alpha": 0.8,
                                                           "activation": "tanh", "init": "he-normal"}
     for e in load_suite(SUITE, SMALL).experiments:  # every variant's options build (small, for speed)
         model = build_model(e.config.model.name, 1, 10, **e.config.model.options)
