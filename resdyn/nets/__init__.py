@@ -11,13 +11,7 @@ from typing import Any
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.nets import (  # noqa: F401  (each registers its models)
-    cifar,
-    fractal,
-    meanfield,  # noqa: F401  (registers frn, rrn)
-    odenet,
-    revnet,
-)
+from resdyn.nets import cifar, fractal, meanfield, odenet, revnet  # noqa: F401  (each registers its models)
 from resdyn.nets.base import MODELS, Network
 
 
