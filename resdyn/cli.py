@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from resdyn.analysis.tables import format_table, human_bytes
 from resdyn.errors import ResdynError
+from resdyn.meanfield import cli as meanfield_cli
 from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, ConfigError, load_config, parse_overrides, set_values
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run folders (a folder of run folders, such as a suite's out, stands for all of them)")
     r.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.md and the PNGs")
     r.add_argument("--title", default="resdyn comparison")
+    meanfield_cli.add_parser(sub)
     return parser
 
 
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args, argv)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "meanfield":
+            return meanfield_cli.run(args, argv)
         return cmd_data(args)
     except ResdynError as e:
         print(f"resdyn: error: {e}", file=sys.stderr)

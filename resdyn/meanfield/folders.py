@@ -1,0 +1,58 @@
+"""The mean-field output folders: the one reader and writer of their files.
+
+    curves.json, curves.png    ``resdyn meanfield curves``: settings, layers, theory, simulation, command
+    map.json, map.png          ``resdyn meanfield map``: settings, accuracy grid, theory grid, wall time, command
+
+Files are written atomically (``resdyn.atomic``), as a run folder's are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from resdyn.atomic import atomic_write
+from resdyn.meanfield.plots import curves_png, map_png
+from resdyn.runs import RunError
+
+CURVES, CURVES_PNG = "curves.json", "curves.png"
+MAP, MAP_PNG = "map.json", "map.png"
+
+
+def _write(folder: Path, name: str, data: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / name, lambda f: f.write(data))
+    return folder / name
+
+
+def write_curves(folder: str | Path, curves: dict[str, Any]) -> list[Path]:
+    """Write ``curves.json`` and its figure ``curves.png`` into ``folder``; return their paths."""
+    folder = Path(folder)
+    return [_write(folder, CURVES, (json.dumps(curves, indent=1) + "\n").encode()),
+            _write(folder, CURVES_PNG, curves_png(curves))]
+
+
+def write_map(folder: str | Path, result: dict[str, Any]) -> list[Path]:
+    """Write ``map.json`` and its heat map ``map.png`` into ``folder``; return their paths."""
+    folder = Path(folder)
+    return [_write(folder, MAP, (json.dumps(result, indent=1) + "\n").encode()),
+            _write(folder, MAP_PNG, map_png(result))]
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; ``None`` if there is no such file."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path} is corrupt: {e}") from None
+
+
+def read_curves(folder: str | Path) -> dict[str, Any] | None:
+    return read_json(Path(folder) / CURVES)
+
+
+def read_map(folder: str | Path) -> dict[str, Any] | None:
+    return read_json(Path(folder) / MAP)

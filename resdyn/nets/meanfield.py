@@ -1,0 +1,187 @@
+"""Fully-connected full and reduced residual networks of the mean-field theory (Yang & Schoenholz 2017; seed 001).
+
+    full (FRN)     h = W x + b,   x' = V φ(h) + x + a
+    reduced (RRN)  h = W x + b,   x' = φ(h) + x
+
+with ``φ`` tanh, ReLU or α-ReLU (``x^α`` for ``x > 0``, else 0). A classifier flattens the image (average-pooled
+to ``image_size`` x ``image_size`` first, a no-op at the default 28 for MNIST-like data), projects it to
+``width`` units, applies ``depth`` residual layers, and projects to the class scores.
+
+Initialisation ``"mean-field"`` is the paper's: ``W ~ N(0, σ_w²/N)``, ``V ~ N(0, σ_v²/N)``, ``b ~ N(0, σ_b²)``,
+``a ~ N(0, σ_a²)`` with ``N`` the width. The talk's comparison uses the usual schemes on ``W`` and ``V`` instead
+(biases zero): He ``Var = 2 / fan_in`` and Xavier/Glorot ``Var = 2 / (fan_in + fan_out)``, normal or uniform.
+The input and output projections are ``N(0, 1/fan_in)`` with zero bias under every scheme, so the schemes
+differ only in the residual layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from resdyn.errors import ConfigError
+from resdyn.nets.base import Network, register_family
+
+ACTIVATIONS = ("tanh", "relu", "alpha-relu")
+INITS = ("mean-field", "he-normal", "he-uniform", "xavier-normal", "xavier-uniform")
+
+
+class AlphaReLU(nn.Module):
+    """``φ(x) = x^α`` for ``x > 0``, else 0 (Yang & Schoenholz's α-ReLU; α = 1 is the ReLU)."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # clamp first so that the gradient of x^α is never evaluated at x <= 0 (it would be inf or NaN there)
+        return torch.where(x > 0, x.clamp_min(torch.finfo(x.dtype).tiny) ** self.alpha, torch.zeros_like(x))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+def make_activation(name: str, alpha: float) -> nn.Module:
+    """The activation called ``name``; ``alpha`` is used by ``"alpha-relu"`` only."""
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "relu":
+        return nn.ReLU()
+    if name == "alpha-relu":
+        if alpha <= 0:
+            raise ConfigError(f"alpha-relu needs alpha > 0, got alpha={alpha}")
+        return AlphaReLU(alpha)
+    raise ConfigError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+class FullResidualLayer(nn.Module):
+    """``x' = V φ(W x + b) + x + a``: ``w`` holds ``W, b`` and ``v`` holds ``V, a``."""
+
+    def __init__(self, width: int, phi: nn.Module) -> None:
+        super().__init__()
+        self.w = nn.Linear(width, width)
+        self.v = nn.Linear(width, width)
+        self.phi = phi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.v(self.phi(self.w(x))) + x
+
+
+class ReducedResidualLayer(nn.Module):
+    """``x' = φ(W x + b) + x``."""
+
+    def __init__(self, width: int, phi: nn.Module) -> None:
+        super().__init__()
+        self.w = nn.Linear(width, width)
+        self.phi = phi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.phi(self.w(x)) + x
+
+
+def init_linear(layer: nn.Linear, scheme: str, sigma_weight2: float, sigma_bias2: float) -> None:
+    """Initialise ``layer`` by ``scheme``: ``"mean-field"`` draws ``N(0, σ_w²/fan_in)`` weights and ``N(0, σ_b²)``
+    biases; He and Xavier draw the weights by their rule and zero the biases."""
+    fan_out, fan_in = layer.weight.shape
+    with torch.no_grad():
+        if scheme == "mean-field":
+            layer.weight.normal_(0.0, math.sqrt(sigma_weight2 / fan_in))
+            layer.bias.normal_(0.0, math.sqrt(sigma_bias2))
+            return
+        family, shape = scheme.split("-")
+        variance = 2.0 / fan_in if family == "he" else 2.0 / (fan_in + fan_out)
+        if shape == "normal":
+            layer.weight.normal_(0.0, math.sqrt(variance))
+        else:  # uniform on [-b, b] has variance b² / 3
+            bound = math.sqrt(3 * variance)
+            layer.weight.uniform_(-bound, bound)
+        layer.bias.zero_()
+
+
+def residual_classifier(
+    layers: list[nn.Module], in_features: int, width: int, num_classes: int, image_size: int
+) -> Network:
+    """Pool and flatten, project ``in_features -> width``, the residual layers, project ``width -> classes``."""
+    stem = nn.Sequential(nn.AdaptiveAvgPool2d(image_size), nn.Flatten(), nn.Linear(in_features, width))
+    head = nn.Linear(width, num_classes)
+    for projection in (stem[-1], head):
+        init_linear(projection, "mean-field", 1.0, 0.0)
+    return Network(stem, nn.Sequential(*layers), head)
+
+
+def _check(width: int, depth: int, init: str, image_size: int) -> None:
+    if width < 1 or depth < 1 or image_size < 1:
+        raise ConfigError(f"width, depth and image_size must be at least 1, got {width}, {depth}, {image_size}")
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+
+
+# -- registered builders: strings stop here -----------------------------------------------------------------
+
+
+Activation = Literal["tanh", "relu", "alpha-relu"]
+Init = Literal["mean-field", "he-normal", "he-uniform", "xavier-normal", "xavier-uniform"]
+
+
+@dataclass(frozen=True)
+class RRNOptions:
+    """A reduced residual net ``x' = φ(W x + b) + x`` (Yang & Schoenholz 2017)."""
+
+    #: units per layer
+    width: int = 256
+    #: residual layers
+    depth: int = 10
+    activation: Activation = "tanh"
+    #: the exponent of α-ReLU (used only by activation = "alpha-relu")
+    alpha: float = 0.8
+    #: variance of W times the width (mean-field init)
+    sigma_w2: float = 1.0
+    #: variance of b (mean-field init)
+    sigma_b2: float = 0.0
+    #: mean-field (the paper's σ's), or He / Xavier, normal or uniform, on the residual layers
+    init: Init = "mean-field"
+    #: the image is average-pooled to image_size x image_size before it is flattened
+    image_size: int = 28
+
+
+@dataclass(frozen=True)
+class FRNOptions(RRNOptions):
+    """A full residual net ``x' = V φ(W x + b) + x + a`` (Yang & Schoenholz 2017)."""
+
+    #: variance of V times the width (mean-field init)
+    sigma_v2: float = 1.0
+    #: variance of a (mean-field init)
+    sigma_a2: float = 0.0
+
+
+def frn(o: FRNOptions, in_channels: int, num_classes: int) -> Network:
+    """Full residual net ``x' = V φ(W x + b) + x + a``, ``depth`` layers of ``width`` units."""
+    _check(o.width, o.depth, o.init, o.image_size)
+    layers = []
+    for _ in range(o.depth):
+        layer = FullResidualLayer(o.width, make_activation(o.activation, o.alpha))
+        init_linear(layer.w, o.init, o.sigma_w2, o.sigma_b2)
+        init_linear(layer.v, o.init, o.sigma_v2, o.sigma_a2)
+        layers.append(layer)
+    return residual_classifier(layers, in_channels * o.image_size**2, o.width, num_classes, o.image_size)
+
+
+def rrn(o: RRNOptions, in_channels: int, num_classes: int) -> Network:
+    """Reduced residual net ``x' = φ(W x + b) + x``, ``depth`` layers of ``width`` units."""
+    _check(o.width, o.depth, o.init, o.image_size)
+    layers = []
+    for _ in range(o.depth):
+        layer = ReducedResidualLayer(o.width, make_activation(o.activation, o.alpha))
+        init_linear(layer.w, o.init, o.sigma_w2, o.sigma_b2)
+        layers.append(layer)
+    return residual_classifier(layers, in_channels * o.image_size**2, o.width, num_classes, o.image_size)
+
+
+register_family("frn", FRNOptions, frn, "fully-connected full residual net x' = V φ(Wx + b) + x + a (Yang & "
+                "Schoenholz 2017), any width and depth; tanh, ReLU or α-ReLU; mean-field, He or Xavier init")
+register_family("rrn", RRNOptions, rrn, "fully-connected reduced residual net x' = φ(Wx + b) + x (Yang & "
+                "Schoenholz 2017), any width and depth")
