@@ -359,7 +359,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from resdyn.analysis.report import build_report, write_report
 
     report = build_report(args.runs, title=args.title)
-    if not report.runs:
+    if not report.runs and not report.meanfield:
         for s in report.skipped:
             print(f"resdyn: skipped {s.path}: {s.reason}", file=sys.stderr)
         print("resdyn: error: none of the folders holds a readable finished run; no report written", file=sys.stderr)

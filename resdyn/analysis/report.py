@@ -21,7 +21,7 @@ import json
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from resdyn.runs import EpochRecord, RunDir, RunError, Summary, model_depth
 #: config keys that say how a run was executed, not what was run: runs differing only here are one experiment
 RUN_ONLY_KEYS = frozenset({"train.seed", "train.progress", "train.device", "data.dir", "data.download"})
 RUN_FILES = (RunDir.CONFIG, RunDir.METRICS, RunDir.CHECKPOINT, RunDir.SUMMARY)
+#: what `resdyn meanfield curves | map` write: a folder holding one is shown as its mean-field sections
+MEANFIELD_FILES = ("curves.json", "map.json")
 MISSING = "-"
 
 
@@ -381,11 +383,15 @@ class Report:
     skipped: list[Skipped]
     labels: dict[Path, str] = field(default_factory=dict)
     duplicates: list[Duplicate] = field(default_factory=list)
+    #: sections of folders that hold mean-field results (curves.json, map.json) rather than a run
+    meanfield: list[Any] = field(default_factory=list)
 
 
 def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") -> Report:
     """Read the runs, group them into experiments, and make each dataset's table and figures."""
-    runs, skipped = read_runs(paths)
+    paths = [Path(p) for p in paths]
+    meanfield = [p for p in paths if any((p / name).is_file() for name in MEANFIELD_FILES)]
+    runs, skipped = read_runs(p for p in paths if p not in meanfield)
     runs, duplicates = unique_runs(runs)
     by_dataset: dict[str, list[Run]] = {}
     for run in runs:
@@ -400,7 +406,26 @@ def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") 
         sections.append(Section(dataset_table(name, groups, palette),
                                 all_plots(series, kinds.pop() if len(kinds) == 1 else None)))
     labels = {r.path: g.label for groups in grouped.values() for g in groups for r in g.runs}
-    return Report(title, sections, runs, skipped, labels, duplicates)
+    return Report(title, sections, runs, skipped, labels, duplicates, _meanfield_sections(meanfield))
+
+
+def _meanfield_sections(folders: Sequence[Path]) -> list[Any]:
+    if not folders:
+        return []
+    # Imported only for such folders: the mean-field package brings the models with it.
+    from resdyn.meanfield.report import sections
+
+    found = []
+    for i, folder in enumerate(folders):
+        for section in sections(folder):
+            # Each folder's figures keep their names in it (curves.png); beside report.md they need unique ones.
+            names = {name: f"meanfield-{i}-{name}" for name in section.images}
+            markdown = section.markdown
+            for name, unique in names.items():
+                markdown = markdown.replace(f"]({name})", f"]({unique})")
+            found.append(replace(section, markdown=markdown,
+                                 images={names[n]: png for n, png in section.images.items()}))
+    return found
 
 
 def write_report(report: Report, out: str | Path) -> tuple[Path, Path]:
@@ -410,6 +435,9 @@ def write_report(report: Report, out: str | Path) -> tuple[Path, Path]:
     for section in report.sections:
         for plot in section.plots:
             (out / _png_name(section.table.dataset, plot)).write_bytes(plot.png)
+    for extra in report.meanfield:
+        for name, png in extra.images.items():
+            (out / name).write_bytes(png)
     html_path, md_path = out / "report.html", out / "report.md"
     html_path.write_text(render_html(report))
     md_path.write_text(render_markdown(report))
@@ -444,6 +472,8 @@ def _generated() -> str:
 
 
 def _read_count(report: Report) -> str:
+    if report.meanfield and not report.runs and not report.skipped:
+        return f"{len(report.meanfield)} mean-field section(s)."
     counted_once = f", {len(report.duplicates)} counted once" if report.duplicates else ""
     return f"{len(report.runs)} run(s) read, {len(report.skipped)} skipped{counted_once}."
 
@@ -522,6 +552,8 @@ def render_markdown(report: Report) -> str:
         for plot in section.plots:
             lines += [f"### {plot.title}", "", f"![{plot.title}]({_png_name(table.dataset, plot)})", "",
                       plot.caption, ""]
+    for extra in report.meanfield:
+        lines += [extra.markdown]
     if report.runs:
         lines += ["## Runs", "", _md_table(*_provenance(report)), ""]
     return "\n".join(lines)
@@ -601,6 +633,8 @@ def render_html(report: Report) -> str:
         for plot in section.plots:
             parts.append(f'<h3>{e(plot.title)}</h3><figure><img src="{_data_uri(plot.png)}" alt="{e(plot.title)}">'
                          f"<figcaption>{e(plot.caption)}</figcaption></figure>")
+    for extra in report.meanfield:
+        parts.append(extra.html)
     if report.runs:
         parts += ["<h2>Runs</h2>", "<details><summary>Every run folder read, with its device, commit and "
                   "command</summary>", _html_table(*_provenance(report)), "</details>"]

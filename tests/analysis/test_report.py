@@ -322,3 +322,19 @@ def test_memory_against_depth_is_left_out_when_a_figure_is_not_the_runs_own(digi
     assert memory_depth_plot(series, "peak_rss") is not None
     assert memory_depth_plot(series, "cuda_max_allocated") is not None
     assert memory_depth_plot(series, "process_max_rss") is None
+
+
+def test_a_folder_of_mean_field_results_is_shown_beside_the_runs(digits_runs, tmp_path, capsys):
+    """`resdyn report` on a `resdyn meanfield curves` folder shows its section (issue 9), with its own figure."""
+    curves = tmp_path / "curves"
+    assert main(["meanfield", "curves", "--net", "frn", "--activation", "tanh", "--depth", "6", "--sigma-w2", "1",
+                 "--sigma-v2", "1", "--sigma-a2", "0.25", "--width", "64", "--samples", "2", "--out",
+                 str(curves)]) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(digits_runs["resnet8-seed0"]), str(curves), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "Mean-field curves: FRN tanh, depth 6" in md and "![" in md
+    linked = re.findall(r"\((meanfield-[^)]+\.png)\)", md)
+    assert linked and all((out / name).read_bytes().startswith(b"\x89PNG") for name in linked)
+    assert "Mean-field curves: FRN tanh" in (out / "report.html").read_text()
+    assert main(["report", str(curves), "--out", str(tmp_path / "alone")]) == 0  # no run at all is fine too
