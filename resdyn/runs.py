@@ -185,6 +185,8 @@ class Summary:
     depth: int | None = None
     #: processes that trained it data-parallel (1: one process)
     world_size: int | None = None
+    #: the registered name of the scheme that moves the state (``resdyn.schemes.SCHEMES``), e.g. "lm", "rk4"
+    scheme: str | None = None
     model_metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -403,10 +403,34 @@ def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") 
         series = [Series(g.label, palette[g.label], [r.metrics for r in g.runs], g.depth, g.family,
                          _mean(r.summary.peak_memory_bytes for r in g.runs)) for g in groups]
         kinds = {r.summary.peak_memory_kind for g in groups for r in g.runs}
-        sections.append(Section(dataset_table(name, groups, palette),
-                                all_plots(series, kinds.pop() if len(kinds) == 1 else None)))
+        plots = all_plots(series, kinds.pop() if len(kinds) == 1 else None)
+        stability = stability_plot(groups)
+        sections.append(Section(dataset_table(name, groups, palette), plots + ([stability] if stability else [])))
     labels = {r.path: g.label for groups in grouped.values() for g in groups for r in g.runs}
     return Report(title, sections, runs, skipped, labels, duplicates, _meanfield_sections(meanfield))
+
+
+def stability_plot(groups: Sequence[Group]) -> Plot | None:
+    """The linear stability regions of the compared schemes (the summaries' ``scheme``), LM-ResNet's with the mean
+    of its learned k_n; None where no run records a scheme (summaries written before they did)."""
+    schemes: dict[str, dict[str, float]] = {}
+    for g in groups:
+        name = g.first.summary.scheme
+        if name is None or name in schemes:
+            continue
+        k = [v for r in g.runs for v in (r.summary.model_metrics.get("lm_k") or [])]
+        schemes[name] = {"k": statistics.fmean(k)} if name == "lm" and k else {}
+    if not schemes:
+        return None
+    # Imported here: the figure needs each scheme's characteristic polynomial (maths only; no models or data).
+    from resdyn.analysis.stability import stability_png
+
+    return Plot("stability", "Linear stability regions of the schemes",
+                "Where each scheme's step is stable for the test equation u' = λu, in the plane of z = hλ (the field "
+                "absorbs the step size): inside the curve every root of the step's characteristic polynomial has "
+                "|ρ| ≤ 1; the first scheme's region is shaded. LM-ResNet is drawn with the mean of its learned k_n "
+                "(paper convention) over layers and seeds.",
+                stability_png([(name, c) if c else name for name, c in schemes.items()]))
 
 
 def _meanfield_sections(folders: Sequence[Path]) -> list[Any]:

@@ -20,12 +20,15 @@ from matplotlib.lines import Line2D
 
 from resdyn.schemes import SCHEMES, LinearMultistep, Scheme, stability_region
 
-SchemeLike = str | type[Scheme] | Scheme
+SchemeLike = str | type[Scheme] | Scheme | tuple[str, dict[str, float]]
 
 
 def _label_and_coefficients(scheme: SchemeLike) -> tuple[str, type, dict[str, float]]:
     if isinstance(scheme, str):
         return scheme, SCHEMES.get(scheme), {}
+    if isinstance(scheme, tuple):  # a name with its coefficients, e.g. as a run's summary records them
+        name, coefficients = scheme
+        return name + "".join(f", {k}={v:.3g}" for k, v in coefficients.items()), SCHEMES.get(name), coefficients
     if isinstance(scheme, type):
         return scheme.__name__, scheme, {}
     coefficients = {k: v for k, v in dataclasses.asdict(scheme.options).items() if isinstance(v, float | int)}

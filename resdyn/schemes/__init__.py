@@ -5,6 +5,8 @@ and one abstract ``step``); RevNet's coupling, FractalNet's joins and the ODE bl
 (ARCHITECTURE.md says why). ``SCHEMES`` maps a name to the class and is what ``scheme="rk4"`` looks up.
 """
 
+from torch import nn
+
 from resdyn.registry import Registry
 from resdyn.schemes.adams import AB2, AB3, AdamsBashforth
 from resdyn.schemes.base import Scheme, stability_region
@@ -33,6 +35,14 @@ SCHEMES.add("fractal", Fractal, "FractalNet: f_{C+1} = join(f_C(f_C(z)), conv(z)
 SCHEMES.add("ode", ODE, "continuous depth: z_{n+1} = z_n + ∫_0^t1 f_n(t, z) dt by a torchdiffeq solver (ODENet)")
 SCHEMES.add("reversible", Reversible, "RevNet: y1 = x1 + F_n(x2), y2 = x2 + G_n(y1); invertible, stores no activations")
 
+
+
+def scheme_name(model: nn.Module) -> str | None:
+    """The registered name of the scheme that moves ``model``'s state (its first), or None if it has none."""
+    names = {SCHEMES.get(name): name for name in SCHEMES.names()}
+    return next((names[type(m)] for m in model.modules() if type(m) in names), None)
+
+
 __all__ = ["AB2", "AB3", "RK4", "SCHEMES", "AdamsBashforth", "ButcherTableau", "Euler", "Fractal", "Heun", "Leapfrog",
            "LinearMultistep", "Midpoint", "Momentum", "ODE", "Poly", "Reversible", "RungeKutta", "Scheme",
-           "stability_region"]
+           "scheme_name", "stability_region"]

@@ -48,6 +48,7 @@ from resdyn.errors import ResdynError
 from resdyn.metrics import extra_loss, model_metrics
 from resdyn.nets import build_model
 from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, Summary, TrainState, model_depth
+from resdyn.schemes import scheme_name
 from resdyn.tensorboard import TensorBoardLog
 from resdyn.train.config import Config, dump_config
 from resdyn.train.optim import build_optimizer, lr_at, penalised_weights, weight_penalty
@@ -532,6 +533,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         # On a copy: counting runs a forward pass, which must not touch the final model's counters.
         mult_adds_per_image=mult_adds(copy.deepcopy(final), (info.in_channels, *info.image_size)),
         depth=model_depth(config.model.name, config.model.options), world_size=world.size,
+        scheme=scheme_name(model),
         # The last epoch's training-time statistics (e.g. NFE), then what the final model reports now.
         model_metrics={**(last.model if last is not None else {}), **final_metrics},
     )

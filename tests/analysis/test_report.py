@@ -100,9 +100,11 @@ def test_plots_are_drawn_only_where_there_is_data(digits_runs):
     with_lm = build_report(digits_runs.values())
     resnet_only = build_report([digits_runs["resnet8-seed0"], digits_runs["resnet8-seed1"]])
     slugs = [p.slug for p in with_lm.sections[0].plots]
-    assert slugs == ["test-accuracy", "loss", "learning-rate", "lm-k-final", "lm-k-epochs", "memory-depth"]
+    assert slugs == ["test-accuracy", "loss", "learning-rate", "lm-k-final", "lm-k-epochs", "memory-depth",
+                     "stability"]
     # No LM-ResNet: no k_n plots; one depth: no memory-against-depth plot; no ODE anywhere: no NFE plot.
-    assert [p.slug for p in resnet_only.sections[0].plots] == ["test-accuracy", "loss", "learning-rate"]
+    assert [p.slug for p in resnet_only.sections[0].plots] == ["test-accuracy", "loss", "learning-rate", "stability"]
+    assert {r.summary.scheme for r in with_lm.runs} == {"euler", "lm"}
 
 
 def test_missing_corrupt_and_unfinished_folders_are_named_and_skipped(digits_runs, tmp_path, capsys):
@@ -210,7 +212,8 @@ def test_depth_family_and_statistics():
 
 def test_report_never_imports_the_training_code(digits_runs, tmp_path):
     """Nor the models or the data: what it shows of a model (Mult-Adds, depth) comes from the summary."""
-    training = ("resdyn.train", "resdyn.nets", "resdyn.data", "resdyn.schemes", "resdyn.distributed")
+    # resdyn.schemes may load (pure maths, no models or data): the stability figure needs the polynomials.
+    training = ("resdyn.train", "resdyn.nets", "resdyn.data", "resdyn.fields", "resdyn.distributed")
     code = ("import sys; from resdyn.analysis.report import build_report, write_report; "
             f"write_report(build_report({json.dumps([str(p) for p in digits_runs.values()])}), {str(tmp_path)!r}); "
             f"print([m for m in sys.modules if m.startswith({training!r})])")
