@@ -39,8 +39,9 @@ class Scheme(nn.Module, ABC):
     Subclasses declare ``order`` (of convergence, as a method for ``dx/dt = f(x)``), ``reversible`` (whether the
     step can be inverted, so backprop need not store activations), ``evaluations`` (field evaluations per step),
     ``Options`` (a dataclass of the scheme's own keyword options, checked by :func:`resdyn.typed.build_table`),
-    and implement :meth:`step` and :meth:`characteristic`. ``fields[n]`` is one module, or (a scheme with
-    ``fields_per_step > 1``, e.g. Runge-Kutta with a field per stage) an ``nn.ModuleList`` of them.
+    ``carries_state`` (whether ``carry`` is the previous state), and implement :meth:`step` and
+    :meth:`characteristic`. ``fields[n]`` is one module, or (a scheme with ``fields_per_step > 1``, e.g.
+    Runge-Kutta with a field per stage) an ``nn.ModuleList`` of them.
 
     ``activation`` is the post-activation ResNet's ReLU after each step (He et al. 2015); None (the identity)
     for pre-activation fields (He et al. 2016), which makes the network exactly the scheme.
@@ -49,6 +50,7 @@ class Scheme(nn.Module, ABC):
     order: ClassVar[int]
     reversible: ClassVar[bool] = False
     evaluations: ClassVar[int] = 1
+    carries_state: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
 
     def __init__(
@@ -89,8 +91,11 @@ class Scheme(nn.Module, ABC):
         return x
 
     def transition(self, n: int, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """``P_n x + f_n(x)`` where the shape changes; the scheme starts afresh after it (no carry)."""
-        return self.shortcuts[n](x) + self.field(n)(x), None
+        """``P_n x + f_n(x)`` where the shape changes. A scheme whose carry is the previous state
+        (``carries_state``) carries on from ``P_n x``, the projected input, as LM-ResNet's authors' code does;
+        the others start afresh (no carry)."""
+        projected = self.shortcuts[n](x)
+        return projected + self.field(n)(x), projected if self.carries_state else None
 
     @abstractmethod
     def step(self, n: int, x: torch.Tensor, carry: Any) -> tuple[torch.Tensor, Any]:

@@ -49,6 +49,7 @@ class Leapfrog(Scheme):
 
     order = 2
     reversible = True
+    carries_state = True
     Options = LeapfrogOptions
 
     def __init__(
@@ -66,10 +67,6 @@ class Leapfrog(Scheme):
     def step(self, n: int, u: torch.Tensor, u_prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.field(n)(u)
         return (u if u_prev is None else u_prev) + f, u
-
-    def transition(self, n: int, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        projected = self.shortcuts[n](u)
-        return projected + self.field(n)(u), projected
 
     def forward(self, u: torch.Tensor, carry: torch.Tensor | None = None) -> torch.Tensor:
         if not (self.options.memory_saving and torch.is_grad_enabled()):

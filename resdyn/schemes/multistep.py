@@ -46,6 +46,7 @@ class LinearMultistep(Scheme, ReportsMetrics):
     """
 
     order = 1
+    carries_state = True
     Options = LMOptions
 
     def __init__(
@@ -71,10 +72,6 @@ class LinearMultistep(Scheme, ReportsMetrics):
         if self.convention == "paper":
             return (1 - k) * u + k * u_prev + f, u
         return f + k * u + (1 - k) * u_prev, u
-
-    def transition(self, n: int, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        projected = self.shortcuts[n](u)
-        return projected + self.field(n)(u), projected
 
     @classmethod
     def characteristic(cls, z: np.ndarray, k: float = 0.0, **coefficients: float) -> np.ndarray:
