@@ -92,7 +92,7 @@ def test_compare_skips_finished_runs_and_resumes_interrupted_ones(tmp_path, monk
     assert main(["compare", "-c", str(path)]) == 0
     assert calls == []
     captured = capsys.readouterr()
-    assert "[3/3] resnet-seed2: finished, skipped" in captured.err and "test acc (%)" in captured.out
+    assert "[3/3] resnet-seed2: finished, skipped" in captured.err and "acc %" in captured.out
 
 
 def test_a_folder_holding_another_config_is_refused_before_anything_runs(tmp_path):

@@ -52,7 +52,7 @@ def test_report_renders_in_chromium(digits_runs, tmp_path, browser):
     browser.get(alone.as_uri())
     images = browser.execute_script(
         "return [...document.images].map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth}))")
-    assert len(images) == len(report.sections[0].plots) == 6
+    assert len(images) == len(report.sections[0].plots) == 7  # six curves, and the stability regions
     assert all(i["complete"] and i["width"] > 0 for i in images), images
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
     assert errors == []

@@ -39,7 +39,7 @@ COMMON = ["data.name=digits", "data.limit_train=93", "data.limit_test=128", "dat
           "data.flip=true", "train.batch_size=64", "train.eval_batch_size=128", "train.device=cpu",
           "train.progress=off", "train.epochs=2", "optim.lr=0.05", "schedule.name=constant"]
 RESNET = [*COMMON, "model.name=resnet20", "train.sync_bn=true"]
-ODENET = [*COMMON, "model.name=odenet", 'model.options.solver="rk4"', "model.options.step_size=0.5",
+ODENET = [*COMMON, "model.name=odenet", 'model.options.method="rk4"', "model.options.step_size=0.5",
           "model.options.width=16"]
 
 
