@@ -59,6 +59,7 @@ def reset_peak_memory(device: torch.device) -> bool:
         torch.cuda.reset_peak_memory_stats(device)
         return True
     try:
+        # Linux derives the process's ru_maxrss from the same high-water mark, so it too restarts here.
         PROC_CLEAR_REFS.write_text("5")
         return _vm_hwm() is not None
     except OSError:
