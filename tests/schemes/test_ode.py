@@ -2,6 +2,7 @@
 counts it, failures that say what to do, Finlay et al.'s regularisers, augmentation, mixed precision."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -437,3 +438,29 @@ def test_method_lists_come_from_torchdiffeq():
 
     assert set(ADAPTIVE_METHODS) | set(FIXED_METHODS) == set(SOLVERS) - {"scipy_solver", "fixed_adams"}
     assert "dopri5" in ADAPTIVE_METHODS and "rk4" in FIXED_METHODS
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set size from /proc")
+def test_training_through_the_solver_keeps_no_memory_from_step_to_step():
+    """The memory budget's saved-tensor hook once returned the saved tensors themselves: an output that holds its
+    own grad_fn is a reference cycle through the autograd graph, and the ODENet leaked ~65 MiB a step (the
+    demo's ODENet reached 15 GiB in 3 epochs). Resident memory must stay flat over steps."""
+    import re
+
+    from resdyn import build_model
+
+    def rss_mib() -> float:
+        return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+    torch.manual_seed(0)
+    model = build_model("odenet", 1, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    for step in range(16):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step == 3:
+            settled = rss_mib()
+    assert rss_mib() - settled < 96, "memory grew by ~30 MiB a step: a leak through the autograd graph"
