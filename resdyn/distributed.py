@@ -7,6 +7,7 @@ the training loop has one code path.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -83,6 +84,11 @@ def _is_numbers(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _leave_world() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def join_world(device_type: str) -> World:
     """Join the processes ``torchrun`` started (its RANK, WORLD_SIZE and LOCAL_RANK variables), with NCCL between
     GPUs and gloo otherwise; without ``torchrun`` this process is the whole world."""
@@ -94,6 +100,9 @@ def join_world(device_type: str) -> World:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo",
                                 timeout=datetime.timedelta(minutes=30))
+        # A process group still alive at interpreter exit can abort the process ("terminate called without an
+        # active exception", SIGABRT from gloo's threads), failing a run that had finished: leave it first.
+        atexit.register(_leave_world)
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
