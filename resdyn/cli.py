@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from resdyn.analysis.tables import format_table, human_bytes
 from resdyn.errors import ResdynError
 from resdyn.meanfield import cli as meanfield_cli
-from resdyn.recipes import find_recipe
+from resdyn.recipes import find_recipe, is_suite
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, ConfigError, load_config, parse_overrides, set_values
 
@@ -156,7 +156,11 @@ def resolve_train_config(args: argparse.Namespace) -> tuple[Config, list[tuple[s
                 config = set_values(config, [(k, v) for k, v in resume.overrides],
                                     source=f"{run.file(RunDir.RESUMES)} ({resume.command})")
     elif args.config:
-        config = load_config(find_recipe(args.config))
+        path = find_recipe(args.config)
+        if is_suite(path):
+            raise ConfigError(f"{args.config} is a suite (it has a [suite] table), not a single run: run it with "
+                              f"`resdyn compare -c {args.config}`")
+        config = load_config(path)
     else:
         config = Config()
     # Flag values are assigned as they are, never re-read as TOML text: a path stays exactly that path.

@@ -182,3 +182,9 @@ def test_resume_overrides_are_recorded_and_carried_but_a_failed_one_is_not(tmp_p
     assert trained["optim"]["lr"] == 0.05 and trained["train"]["epochs"] == 3  # the second resume's lr carried
     assert run.current_config() == trained
     assert [m.lr for m in run.read_metrics()] == [0.1, 0.05, 0.05]
+
+
+def test_training_a_suite_says_to_compare_it(capsys):
+    assert main(["train", "-c", "suites/demo-fashion-mnist"]) == 1
+    assert ("suites/demo-fashion-mnist is a suite (it has a [suite] table), not a single run: run it with "
+            "`resdyn compare -c suites/demo-fashion-mnist`") in capsys.readouterr().err
