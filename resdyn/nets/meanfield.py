@@ -17,8 +17,9 @@ differ only in the residual layers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -26,8 +27,10 @@ from torch import nn
 from resdyn.errors import ConfigError
 from resdyn.nets.base import Network, register_family
 
-ACTIVATIONS = ("tanh", "relu", "alpha-relu")
-INITS = ("mean-field", "he-normal", "he-uniform", "xavier-normal", "xavier-uniform")
+Activation = Literal["tanh", "relu", "alpha-relu"]
+Init = Literal["mean-field", "he-normal", "he-uniform", "xavier-normal", "xavier-uniform"]
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+INITS: tuple[str, ...] = get_args(Init)
 
 
 class AlphaReLU(nn.Module):
@@ -113,18 +116,16 @@ def residual_classifier(
     return Network(stem, nn.Sequential(*layers), head)
 
 
-def _check(width: int, depth: int, init: str, image_size: int) -> None:
-    if width < 1 or depth < 1 or image_size < 1:
-        raise ConfigError(f"width, depth and image_size must be at least 1, got {width}, {depth}, {image_size}")
-    if init not in INITS:
-        raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+def _network(o: RRNOptions, layer: Callable[[], nn.Module], in_channels: int, num_classes: int) -> Network:
+    """The classifier around ``o.depth`` residual layers made by ``layer`` (the options' types, init included,
+    were checked when they were built; the sizes are checked here)."""
+    if o.width < 1 or o.depth < 1 or o.image_size < 1:
+        raise ConfigError(f"width, depth and image_size must be at least 1, got {o.width}, {o.depth}, {o.image_size}")
+    layers = [layer() for _ in range(o.depth)]
+    return residual_classifier(layers, in_channels * o.image_size**2, o.width, num_classes, o.image_size)
 
 
 # -- registered builders: strings stop here -----------------------------------------------------------------
-
-
-Activation = Literal["tanh", "relu", "alpha-relu"]
-Init = Literal["mean-field", "he-normal", "he-uniform", "xavier-normal", "xavier-uniform"]
 
 
 @dataclass(frozen=True)
@@ -160,25 +161,25 @@ class FRNOptions(RRNOptions):
 
 def frn(o: FRNOptions, in_channels: int, num_classes: int) -> Network:
     """Full residual net ``x' = V φ(W x + b) + x + a``, ``depth`` layers of ``width`` units."""
-    _check(o.width, o.depth, o.init, o.image_size)
-    layers = []
-    for _ in range(o.depth):
-        layer = FullResidualLayer(o.width, make_activation(o.activation, o.alpha))
-        init_linear(layer.w, o.init, o.sigma_w2, o.sigma_b2)
-        init_linear(layer.v, o.init, o.sigma_v2, o.sigma_a2)
-        layers.append(layer)
-    return residual_classifier(layers, in_channels * o.image_size**2, o.width, num_classes, o.image_size)
+
+    def layer() -> FullResidualLayer:
+        full = FullResidualLayer(o.width, make_activation(o.activation, o.alpha))
+        init_linear(full.w, o.init, o.sigma_w2, o.sigma_b2)
+        init_linear(full.v, o.init, o.sigma_v2, o.sigma_a2)
+        return full
+
+    return _network(o, layer, in_channels, num_classes)
 
 
 def rrn(o: RRNOptions, in_channels: int, num_classes: int) -> Network:
     """Reduced residual net ``x' = φ(W x + b) + x``, ``depth`` layers of ``width`` units."""
-    _check(o.width, o.depth, o.init, o.image_size)
-    layers = []
-    for _ in range(o.depth):
-        layer = ReducedResidualLayer(o.width, make_activation(o.activation, o.alpha))
-        init_linear(layer.w, o.init, o.sigma_w2, o.sigma_b2)
-        layers.append(layer)
-    return residual_classifier(layers, in_channels * o.image_size**2, o.width, num_classes, o.image_size)
+
+    def layer() -> ReducedResidualLayer:
+        reduced = ReducedResidualLayer(o.width, make_activation(o.activation, o.alpha))
+        init_linear(reduced.w, o.init, o.sigma_w2, o.sigma_b2)
+        return reduced
+
+    return _network(o, layer, in_channels, num_classes)
 
 
 register_family("frn", FRNOptions, frn, "fully-connected full residual net x' = V φ(Wx + b) + x + a (Yang & "
