@@ -83,13 +83,7 @@ def curves_section(curves: dict[str, Any], folder: Path) -> Section:
                 + ([f"{_g(sim['log_R']['mean'])} ± {_g(sim['log_R']['std'])}"] if sim else []))
     facts = _settings_line(s, ["sigma_w2", "sigma_v2", "sigma_a2", "sigma_b2", "alpha", "p0", "e0", "width",
                                "samples", "seed"])
-    command = curves.get("command", "")
-    png = curves_png(curves)
-    md = "\n\n".join([f"## {title}", facts, _md_table(headers, rows), f"![{title}]({CURVES_PNG})",
-                      f"Command: `{command}`" if command else ""]).rstrip() + "\n"
-    body = "".join([f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(facts)}</p>", _html_table(headers, rows),
-                    _img(png, title), f"<p>Command: <code>{html.escape(command)}</code></p>" if command else ""])
-    return Section(title, md, body, {CURVES_PNG: png})
+    return _section(title, facts, headers, rows, CURVES_PNG, curves_png(curves), curves.get("command", ""))
 
 
 def map_section(result: dict[str, Any], folder: Path) -> Section:
@@ -103,10 +97,14 @@ def map_section(result: dict[str, Any], folder: Path) -> Section:
     facts = (_settings_line(s, ["width", "sigma_w2", "sigma_v2", "sigma_a2", "sigma_b2", *alpha, "limit_train",
                                 "limit_test", "epochs", "batch_size", "lr", "momentum", "seed", "device"])
              + f"; trained in {result['wall_time_s']:.0f} s. Test accuracy in %; * diverged.")
-    command = result.get("command", "")
-    png = map_png(result)
-    md = "\n\n".join([f"## {title}", facts, _md_table(headers, rows), f"![{title}]({MAP_PNG})",
+    return _section(title, facts, headers, rows, MAP_PNG, map_png(result), result.get("command", ""))
+
+
+def _section(title: str, facts: str, headers: Sequence[str], rows: Sequence[Sequence[str]], png_name: str,
+             png: bytes, command: str) -> Section:
+    """Heading, settings, table, figure and command, as Markdown (linking ``png_name``) and as HTML."""
+    md = "\n\n".join([f"## {title}", facts, _md_table(headers, rows), f"![{title}]({png_name})",
                       f"Command: `{command}`" if command else ""]).rstrip() + "\n"
     body = "".join([f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(facts)}</p>", _html_table(headers, rows),
                     _img(png, title), f"<p>Command: <code>{html.escape(command)}</code></p>" if command else ""])
-    return Section(title, md, body, {MAP_PNG: png})
+    return Section(title, md, body, {png_name: png})
