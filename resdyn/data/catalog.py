@@ -13,7 +13,7 @@ substitute a table (``monkeypatch.setattr(catalog, "MNIST_FILES", ...)``) with t
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -154,21 +154,49 @@ CIFAR100_FILES = Published(
 )
 
 
-def _idx_split(images_file: Payload, labels_file: Payload, info: DatasetInfo) -> Split:
+def _class_labels(file: Payload) -> np.ndarray:
+    """MNIST's and Fashion-MNIST's labels: an idx1-ubyte file, one class per image."""
+    labels = parse_idx(file.data, file.path)
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(f"{file.path}: expected an idx1-ubyte label file (one uint8 class per image), got "
+                        f"{labels.dtype} of shape {labels.shape}")
+    return labels
+
+
+# QMNIST's extended labels (facebookresearch/qmnist README, sec. 2.2): an idx2-int file, one big-endian int32 row
+# per image. Its generator (making_qmnist/xnist.lsh) writes column 0 as the NIST class code minus 30, so column 4
+# is always column 0 + 30: checked, so that a table read with its columns misplaced cannot pass.
+QMNIST_LABEL_COLUMNS = ("class", "NIST HSF series", "NIST writer id", "digit index for this writer",
+                        "NIST class code", "global NIST digit index", "duplicate of", "unused")
+
+
+def _qmnist_labels(file: Payload) -> np.ndarray:
+    """QMNIST's extended labels: the class, column 0 of the idx2-int table (:data:`QMNIST_LABEL_COLUMNS`)."""
+    table = parse_idx(file.data, file.path)
+    columns = len(QMNIST_LABEL_COLUMNS)
+    if table.dtype != np.int32 or table.ndim != 2 or table.shape[1] != columns:
+        raise DataError(f"{file.path}: expected QMNIST's idx2-int extended labels (int32, {columns} columns per "
+                        f"image), got {table.dtype} of shape {table.shape}")
+    if not np.array_equal(table[:, 4], table[:, 0] + 30):
+        row = int(np.flatnonzero(table[:, 4] != table[:, 0] + 30)[0])
+        raise DataError(f"{file.path}: row {row} has class {table[row, 0]} but NIST class code {table[row, 4]} "
+                        "(QMNIST's code is always the class + 30); the file is not QMNIST's extended labels")
+    return table[:, 0]
+
+
+def _idx_split(
+    images_file: Payload, labels_file: Payload, info: DatasetInfo, read_labels: Callable[[Payload], np.ndarray]
+) -> Split:
     images = parse_idx(images_file.data, images_file.path)
     if images.dtype != np.uint8 or images.shape[1:] != info.image_size:
         raise DataError(
             f"{images_file.path}: expected uint8 images of shape (N, {info.image_size[0]}, "
             f"{info.image_size[1]}), got {images.dtype} {images.shape}"
         )
-    labels = parse_idx(labels_file.data, labels_file.path)
-    if labels.ndim == 2:
-        labels = labels[:, 0]  # QMNIST's idx2 labels: column 0 is the class, the rest is provenance
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise DataError(
-            f"{labels_file.path}: expected {len(images)} labels for the images of {images_file.path}, "
-            f"got an array of shape {labels.shape}"
-        )
+    labels = read_labels(labels_file)
+    if len(labels) != len(images):
+        raise DataError(f"{labels_file.path}: expected {len(images)} labels for the images of {images_file.path}, "
+                        f"got {len(labels)}")
     return _split(images[:, None], labels, info, labels_file.path)
 
 
@@ -184,10 +212,13 @@ def _split(images: np.ndarray, labels: np.ndarray | list[int], info: DatasetInfo
     return Split(torch.from_numpy(np.ascontiguousarray(images)), label_tensor)
 
 
-def read_idx_splits(files: Sequence[Payload], info: DatasetInfo) -> tuple[Split, Split]:
+def read_idx_splits(
+    files: Sequence[Payload], info: DatasetInfo, read_labels: Callable[[Payload], np.ndarray] = _class_labels
+) -> tuple[Split, Split]:
     """Read (train images, train labels, test images, test labels) IDX files into (train, test)."""
     train_images, train_labels, test_images, test_labels = files
-    return _idx_split(train_images, train_labels, info), _idx_split(test_images, test_labels, info)
+    return (_idx_split(train_images, train_labels, info, read_labels),
+            _idx_split(test_images, test_labels, info, read_labels))
 
 
 def _entry(file: Payload, keys: tuple[bytes, ...]) -> dict[bytes, object]:
@@ -252,9 +283,18 @@ def mnist() -> DatasetSpec:
     return DatasetSpec(MNIST_INFO, MNIST_FILES, read_idx_splits)
 
 
-@DATASETS.register("qmnist", help="QMNIST, MNIST reconstructed: 28x28 grey, 60000 train / 60000 test")
+# QMNIST's test file holds 60,000 digits: the first 10,000 reconstruct MNIST's test set, one for one and in
+# order; the other 50,000 are MNIST's lost test digits (QMNIST README, sec. 2.1; torchvision's what="test10k" /
+# "test50k"). The whole file is the test split, as torchvision's QMNIST(train=False) and seed 004 (sec. 4.2:
+# "60,000 test images") use it; data.test_part picks a part.
+QMNIST_TEST_PARTS = {"test10k": slice(0, 10_000), "test50k": slice(10_000, None)}
+
+
+@DATASETS.register("qmnist", help="QMNIST, MNIST reconstructed: 28x28 grey, 60000 train / 60000 test "
+                   "(test parts: test10k = MNIST's test set, test50k)")
 def qmnist() -> DatasetSpec:
-    return DatasetSpec(QMNIST_INFO, QMNIST_FILES, read_idx_splits)
+    read = functools.partial(read_idx_splits, read_labels=_qmnist_labels)
+    return DatasetSpec(QMNIST_INFO, QMNIST_FILES, read, test_parts=QMNIST_TEST_PARTS)
 
 
 @DATASETS.register("fashion-mnist", help="Fashion-MNIST clothing: 28x28 grey, 60000 train / 10000 test")

@@ -7,14 +7,15 @@ contents to train and test ``Split``s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from resdyn.data.checksums import FileCheck, read_verified, survey_file
+from resdyn.data.errors import DataError
 from resdyn.data.sources import Published, find
 from resdyn.errors import ConfigError
 from resdyn.registry import Registry
@@ -87,23 +88,32 @@ Reader = Callable[[Sequence[Payload], DatasetInfo], tuple[Split, Split]]
 @dataclass(frozen=True)
 class DatasetSpec:
     """How to get a dataset: its info, its published files (``None`` when a Python package ships the data)
-    and ``read``, which turns the files' contents, in the order of ``published.files``, into (train, test)."""
+    and ``read``, which turns the files' contents, in the order of ``published.files``, into (train, test).
+    ``test_parts`` names published parts of the test split (QMNIST's ``test10k``) by the rows they take."""
 
     info: DatasetInfo
     published: Published | None
     read: Reader
+    test_parts: Mapping[str, slice] = field(default_factory=dict)
 
 
 DATASETS: Registry[Callable[[], DatasetSpec]] = Registry("dataset")
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+def load_dataset(
+    name: str, data_dir: str | Path | None = None, download: bool = True, test_part: str | None = None
+) -> Dataset:
     """Load dataset ``name`` from the first place that holds all its files, downloading them if allowed.
 
     Every file is verified against its published digest (``ChecksumError`` otherwise); see ``sources.py``
     for the places searched and ``DatasetNotFoundError`` for what is raised when none holds the files.
+    ``test_part`` keeps only that named part of the test split (``qmnist``: ``test10k``, ``test50k``).
     """
     spec = DATASETS.get(name)()
+    if test_part is not None and test_part not in spec.test_parts:
+        valid = f"its parts: {', '.join(spec.test_parts)}" if spec.test_parts else "it has no named parts"
+        raise ConfigError(f"{name}'s test split has no part {test_part!r}; {valid} (leave data.test_part out for "
+                          "the whole test split)")
     payloads: list[Payload] = []
     if spec.published is not None:
         paths = find(name, spec.published, data_dir, download)
@@ -112,6 +122,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
             for file, path in zip(spec.published.files, paths, strict=True)
         ]
     train, test = spec.read(payloads, spec.info)
+    if test_part is not None:
+        rows = spec.test_parts[test_part]
+        needed = rows.start + 1 if rows.stop is None else rows.stop
+        if len(test) < needed:
+            raise DataError(f"{name}'s test split has {len(test)} examples, too few for its part {test_part} (rows "
+                            f"{rows.start} to {'the end' if rows.stop is None else rows.stop - 1}); the test "
+                            "file is not the published one: get it again")
+        test = test.subset(torch.arange(len(test))[rows])
     return Dataset(spec.info, train, test)
 
 

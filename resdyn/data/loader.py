@@ -20,16 +20,85 @@ from resdyn.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class Resize:
+    """What every image of a split becomes once, when the split is put on the device: resized to ``size`` x
+    ``size`` (None: kept), then, if ``centre_crop`` is set, cut to its central ``centre_crop`` x ``centre_crop``.
+
+    Seed 004 (sec. 4.4) trains on 28x28 images upscaled to ``Resize(32)`` and evaluates on images resized to
+    the crop size, ``Resize(28)``; ``Resize(32, centre_crop=28)`` is the usual alternative.
+    """
+
+    size: int | None = None
+    centre_crop: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 1:
+            raise ConfigError(f"the resize size must be at least 1 pixel, got {self.size}")
+        if self.centre_crop is not None and self.centre_crop < 1:
+            raise ConfigError(f"a centre crop must be at least 1 pixel, got {self.centre_crop}")
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Bilinear resize of a uint8 batch ``(N, C, H, W)`` to ``(N, C, size, size)``, rounded back to uint8.
+
+    As torchvision's ``Resize`` on PIL images, which seed 004 used: half-pixel centres (``align_corners=False``),
+    antialiased when shrinking, and the result stored as 8-bit pixels again. Done in chunks of ``chunk`` images
+    so that a whole split never exists in float at once.
+    """
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8, device=images.device)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].float()
+        resized = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out[start : start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` of a batch ``(N, C, H, W)``, placed as torchvision's ``CenterCrop``."""
+    height, width = images.shape[-2:]
+    top, left = round((height - size) / 2), round((width - size) / 2)
+    return images[..., top : top + size, left : left + size]
+
+
+def apply_resize(images: torch.Tensor, resize: Resize) -> torch.Tensor:
+    """``images`` resized, and centre-cropped if ``resize`` says so, contiguous."""
+    if resize.size is not None:
+        images = resize_images(images, resize.size)
+    if resize.centre_crop is not None:
+        if resize.centre_crop > min(images.shape[-2:]):
+            raise ConfigError(f"a {resize.centre_crop}x{resize.centre_crop} centre crop does not fit in "
+                              f"{images.shape[-2]}x{images.shape[-1]} images: lower data.crop or raise data.resize")
+        images = centre_crop(images, resize.centre_crop)
+    return images.contiguous()
+
+
+@dataclass(frozen=True)
 class Augment:
-    """Training augmentation: pad with zeros by ``crop_padding`` and crop back at a random offset (0: off);
-    flip horizontally with probability 1/2 if ``flip``."""
+    """Training augmentation, batched on the device: pad with zeros by ``crop_padding``, cut a ``crop`` x
+    ``crop`` window (None: the image's own size) at an offset drawn uniformly from every offset where it fits,
+    and flip horizontally with probability 1/2 if ``flip``. ``crop_padding = 0`` and no ``crop``: no crop."""
 
     crop_padding: int = 4
     flip: bool = True
+    crop: int | None = None
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
             raise ConfigError(f"crop_padding must be >= 0, got {self.crop_padding}")
+        if self.crop is not None and self.crop < 1:
+            raise ConfigError(f"crop must be at least 1 pixel, got {self.crop}")
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size of an augmented ``height`` x ``width`` image; a crop larger than the padded image is a
+        ConfigError."""
+        if self.crop is None:
+            return height, width
+        if self.crop > min(height, width) + 2 * self.crop_padding:
+            raise ConfigError(f"a {self.crop}x{self.crop} crop does not fit in {height}x{width} images padded by "
+                              f"{self.crop_padding}: lower data.crop, or raise data.resize or data.crop_padding")
+        return self.crop, self.crop
 
 
 def augment_batch(images: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
@@ -37,12 +106,13 @@ def augment_batch(images: torch.Tensor, augment: Augment, generator: torch.Gener
     batch, channels, height, width = images.shape
     device = images.device
     p = augment.crop_padding
-    if p > 0:
+    out_height, out_width = augment.output_size(height, width)
+    if p > 0 or (out_height, out_width) != (height, width):
         padded = F.pad(images, (p, p, p, p))  # zeros: black in pixel space, as torchvision pads
-        dy = torch.randint(0, 2 * p + 1, (batch,), generator=generator, device=device)
-        dx = torch.randint(0, 2 * p + 1, (batch,), generator=generator, device=device)
-        rows = (dy[:, None] + torch.arange(height, device=device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(width, device=device))[:, None, None, :]
+        dy = torch.randint(0, height + 2 * p - out_height + 1, (batch,), generator=generator, device=device)
+        dx = torch.randint(0, width + 2 * p - out_width + 1, (batch,), generator=generator, device=device)
+        rows = (dy[:, None] + torch.arange(out_height, device=device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(out_width, device=device))[:, None, None, :]
         b = torch.arange(batch, device=device)[:, None, None, None]
         c = torch.arange(channels, device=device)[None, :, None, None]
         images = padded[b, c, rows, cols]
@@ -62,8 +132,10 @@ class DeviceLoader:
     """Whole split resident on ``device`` as uint8; batches are normalised float tensors.
 
     Yields ``(x, y)``: ``x`` float32 ``(B, C, H, W)``, augmented then normalised with ``info.mean`` and
-    ``info.std``; ``y`` int64 ``(B,)``; both on ``device``. With ``shuffle`` or ``augment`` the epoch's
-    permutation and augmentation depend only on ``(seed, epoch)``: call ``set_epoch`` before each epoch.
+    ``info.std``; ``y`` int64 ``(B,)``; both on ``device``. ``resize`` is applied once, to the whole split, when
+    it is put on the device (it is deterministic); ``augment`` to every batch. With ``shuffle`` or ``augment``
+    the epoch's permutation and augmentation depend only on ``(seed, epoch)``: call ``set_epoch`` before each
+    epoch. ``image_size`` is the size of the images it yields.
     """
 
     def __init__(
@@ -75,6 +147,7 @@ class DeviceLoader:
         device: torch.device | str = "cpu",
         shuffle: bool = False,
         augment: Augment | None = None,
+        resize: Resize | None = None,
         seed: int = 0,
         drop_last: bool = False,
         channels_last: bool = False,
@@ -87,6 +160,10 @@ class DeviceLoader:
             )
         self.device = torch.device(device)
         self.images = split.images.to(self.device)
+        if resize is not None:
+            self.images = apply_resize(self.images, resize)
+        height, width = self.images.shape[-2:]
+        self.image_size = augment.output_size(height, width) if augment is not None else (height, width)
         self.labels = split.labels.to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle

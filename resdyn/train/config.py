@@ -38,9 +38,20 @@ class DataConfig:
     #: directory holding the dataset's published files (else $RESDYN_DATA, the cache, OS locations, download)
     dir: str | None = None
     download: bool = True
+    #: training augmentation: random crops (crop_padding, crop) and flips; off, training sees evaluation's images
     augment: bool = True
     crop_padding: int = 4
     flip: bool = True
+    #: resize every image to resize x resize first (bilinear, antialiased), e.g. 32 (seed 004 upscales 28 -> 32)
+    resize: int | None = None
+    #: the size the model sees: a random crop x crop in training (after resize and padding; None: no resize,
+    #: the image's size), and per eval_crop in evaluation
+    crop: int | None = None
+    #: evaluation's way to crop x crop: "centre" cuts the middle of the resized image; "resize" resizes the
+    #: whole image to crop x crop (seed 004, sec. 4.4)
+    eval_crop: Literal["centre", "resize"] = "centre"
+    #: a published part of the test split instead of all of it (qmnist: "test10k" = MNIST's test set, "test50k")
+    test_part: str | None = None
     #: fraction of the training set held out for validation (early stopping watches it)
     val_fraction: float = 0.0
     limit_train: int | None = None
@@ -147,6 +158,10 @@ class Config:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
         if self.train.ema_decay is not None and not 0 < self.train.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in (0, 1), got {self.train.ema_decay}")
+        for name in ("resize", "crop"):
+            size = getattr(self.data, name)
+            if size is not None and size < 1:
+                raise ConfigError(f"data.{name} must be at least 1 pixel (leave it out for none), got {size}")
         for name in ("limit_train", "limit_test"):
             limit = getattr(self.data, name)
             if limit is not None and limit < 1:

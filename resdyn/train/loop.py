@@ -25,6 +25,7 @@ are summed over the processes, and only rank 0 touches the run folder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import functools
 import time
@@ -41,7 +42,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from resdyn import version as provenance
 from resdyn.analysis.profile import mult_adds
-from resdyn.data import Augment, DatasetInfo, DeviceLoader, Split, load_dataset, split_validation, take
+from resdyn.data import Augment, DatasetInfo, DeviceLoader, Resize, Split, load_dataset, split_validation, take
 from resdyn.device import describe_device, peak_memory_bytes, reset_peak_memory, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.errors import ResdynError
@@ -74,7 +75,8 @@ class NonFiniteLossError(ResdynError, RuntimeError):
 # -- data -------------------------------------------------------------------------------------------------
 @dataclass
 class Data:
-    """The splits of a run, on the device: training (shuffled, augmented), test, and validation if held out."""
+    """The splits of a run, on the device: training (shuffled, augmented), test, and validation if held out;
+    ``info.image_size`` is the size of the images the model sees (after any resize and crop)."""
 
     info: DatasetInfo
     train: DeviceLoader
@@ -83,24 +85,39 @@ class Data:
 
 
 def load_data(config: Config, device: torch.device, channels_last: bool) -> Data:
-    """Load the dataset, hold out the validation split, apply the limits, and put every split on the device."""
+    """Load the dataset, hold out the validation split, apply the limits, and put every split on the device.
+
+    Training images are resized to ``data.resize`` and then augmented (padded, cropped to ``data.crop`` at a random
+    offset, flipped); evaluation's are resized and centre-cropped, or resized straight to the crop size
+    (``data.eval_crop``), so both reach the model at the same size. Without ``data.augment`` training sees
+    evaluation's images.
+    """
     dc, tc = config.data, config.train
-    dataset = load_dataset(dc.name, dc.dir, download=dc.download)
+    dataset = load_dataset(dc.name, dc.dir, download=dc.download, test_part=dc.test_part)
     train_split: Split = dataset.train
     val_split: Split | None = None
     if dc.val_fraction > 0:
         train_split, val_split = split_validation(train_split, dc.val_fraction, tc.seed)
     train_split = take(train_split, dc.limit_train, tc.seed)
     test_split = take(dataset.test, dc.limit_test, tc.seed)
-    augment = Augment(crop_padding=dc.crop_padding, flip=dc.flip) if dc.augment else None
+    if dc.crop is not None and dc.eval_crop == "resize":
+        eval_resize = Resize(dc.crop)
+    else:
+        eval_resize = Resize(dc.resize, centre_crop=dc.crop)
+    if dc.augment:
+        augment, train_resize = Augment(dc.crop_padding, dc.flip, dc.crop), Resize(dc.resize)
+    else:
+        augment, train_resize = None, eval_resize
     train_loader = DeviceLoader(train_split, dataset.info, tc.batch_size, device=device, shuffle=True,
-                                augment=augment, seed=tc.seed, channels_last=channels_last)
+                                augment=augment, resize=train_resize, seed=tc.seed, channels_last=channels_last)
 
     def eval_loader(split: Split) -> DeviceLoader:
-        return DeviceLoader(split, dataset.info, tc.eval_batch_size, device=device, channels_last=channels_last)
+        return DeviceLoader(split, dataset.info, tc.eval_batch_size, device=device, resize=eval_resize,
+                            channels_last=channels_last)
 
-    return Data(dataset.info, train_loader, eval_loader(test_split),
-                eval_loader(val_split) if val_split is not None else None)
+    test_loader = eval_loader(test_split)
+    info = dataclasses.replace(dataset.info, image_size=test_loader.image_size)
+    return Data(info, train_loader, test_loader, eval_loader(val_split) if val_split is not None else None)
 
 
 def shard(loader: DeviceLoader, world: World, train: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:

@@ -70,14 +70,27 @@ class MnistLike:
         return folder
 
     def write_qmnist(self, folder: Path, gz: bool = True) -> Path:
-        """Write the four files under QMNIST's names, labels as (N, 8) int32 with the class in column 0."""
+        """Write the four files under QMNIST's names, labels as its (N, 8) int32 extended labels."""
         for split, images, labels in (("train", self.train_images, self.train_labels),
                                       ("test", self.test_images, self.test_labels)):  # fmt: skip
-            extra = np.arange(len(labels) * 7, dtype=np.int32).reshape(-1, 7) + 1000
-            table = np.concatenate([labels.astype(np.int32)[:, None], extra], axis=1)
             write_idx(folder, f"qmnist-{split}-images-idx3-ubyte", images, gz)
-            write_idx(folder, f"qmnist-{split}-labels-idx2-int", table, gz)
+            write_idx(folder, f"qmnist-{split}-labels-idx2-int", qmnist_labels(labels), gz)
         return folder
+
+
+def qmnist_labels(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """QMNIST's extended labels of ``labels``, each row as the QMNIST README (sec. 2.2) and its generator
+    (making_qmnist/xnist.lsh) have it: class, NIST HSF series (0, 1 or 4), writer id (0-610 for series 0-1,
+    2100-2599 for series 4), digit index for this writer (0-149), NIST class code (class + 30), global NIST
+    digit index (0-281769), duplicate (0), unused (0)."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    series = rng.choice([0, 1, 4], n)
+    writer = np.where(series == 4, rng.integers(2100, 2600, n), rng.integers(0, 611, n))
+    classes = labels.astype(np.int32)
+    columns = [classes, series, writer, rng.integers(0, 150, n), classes + 30, rng.integers(0, 281770, n),
+               np.zeros(n), np.zeros(n)]  # fmt: skip
+    return np.stack(columns, axis=1).astype(np.int32)
 
 
 class _Python2Pickler(pickle._Pickler):

@@ -11,6 +11,7 @@ import torch
 from datafiles import CifarLike, MnistLike, idx_bytes, write, write_idx
 
 from resdyn.data import DATASETS, DataError, Dataset, load_dataset, verify
+from resdyn.errors import ConfigError
 from resdyn.registry import UnknownNameError
 
 
@@ -147,3 +148,72 @@ def test_digits_split() -> None:
     assert sorted(zip(map(bytes, rows), labels, strict=True)) == sorted(
         zip(map(bytes, everything), bunch.target, strict=True)
     )
+
+
+def test_qmnist_files_are_written_in_the_published_format(tmp_path: Path) -> None:
+    # QMNIST README, sec. 2.2: magic 0x00000C02 (int32, 2 dimensions), rows, 8 columns, big-endian int32 rows
+    folder = MnistLike(seed=3).write_qmnist(tmp_path, gz=False)
+    data = (folder / "qmnist-test-labels-idx2-int").read_bytes()
+    assert data[:12] == bytes.fromhex("00000c02") + (5).to_bytes(4, "big") + (8).to_bytes(4, "big")
+    table = np.frombuffer(data, ">i4", offset=12).reshape(5, 8)
+    assert set(table[:, 1]) <= {0, 1, 4} and (table[:, 4] == table[:, 0] + 30).all() and (table[:, 6:] == 0).all()
+
+
+def qmnist_with_test_rows(tmp_path: Path, use_files: Callable, n_test: int) -> MnistLike:
+    """QMNIST's files with ``n_test`` test digits, the tables expecting them; image i is blank but for its
+    index in its first two pixels."""
+    data = MnistLike(seed=4)
+    index = np.arange(n_test)
+    data.test_images = np.zeros((n_test, 28, 28), np.uint8)
+    data.test_images[:, 0, 0], data.test_images[:, 0, 1] = index % 256, index // 256
+    data.test_labels = (index % 10).astype(np.uint8)
+    use_files("QMNIST_FILES", data.write_qmnist(tmp_path / "qmnist"))
+    return data
+
+
+def test_qmnist_test_parts_are_its_first_10000_digits_and_the_rest(tmp_path: Path, use_files: Callable) -> None:
+    # The whole test file is the test split, as torchvision's QMNIST(train=False) and seed 004 (60,000 test
+    # images) have it; test10k is its first 10,000 digits (MNIST's test set), test50k the rest.
+    data = qmnist_with_test_rows(tmp_path, use_files, 10_004)
+    whole = load_dataset("qmnist", tmp_path, download=False)
+    assert_split(whole.test, data.test_images[:, None], data.test_labels)
+    test10k = load_dataset("qmnist", tmp_path, download=False, test_part="test10k")
+    assert_split(test10k.test, data.test_images[:10_000, None], data.test_labels[:10_000])
+    test50k = load_dataset("qmnist", tmp_path, download=False, test_part="test50k")
+    assert_split(test50k.test, data.test_images[10_000:, None], data.test_labels[10_000:])
+    assert len(test50k.train) == len(whole.train) == 12  # the training split is never cut
+    with pytest.raises(ConfigError, match="qmnist's test split has no part 'test5k'; its parts: test10k, test50k"):
+        load_dataset("qmnist", tmp_path, download=False, test_part="test5k")
+    with pytest.raises(ConfigError, match="mnist's test split has no part 'test10k'; it has no named parts"):
+        load_dataset("mnist", tmp_path, download=False, test_part="test10k")
+
+
+def test_a_qmnist_test_file_too_short_for_its_part_is_refused(tmp_path: Path, use_files: Callable) -> None:
+    qmnist_with_test_rows(tmp_path, use_files, 9_999)
+    with pytest.raises(DataError, match="qmnist's test split has 9999 examples, too few for its part test10k"):
+        load_dataset("qmnist", tmp_path, download=False, test_part="test10k")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [(np.zeros(12, np.uint8), r"expected QMNIST's idx2-int extended labels \(int32, 8 columns per image\), got "
+                              r"uint8 of shape \(12,\)"),
+     (np.zeros((12, 7), np.int32), r"got int32 of shape \(12, 7\)"),
+     (np.zeros((12, 8), np.int32), "row 0 has class 0 but NIST class code 0")],
+)  # fmt: skip
+def test_qmnist_labels_must_be_its_extended_label_table(
+    tmp_path: Path, use_files: Callable, table: np.ndarray, message: str
+) -> None:
+    folder = MnistLike(seed=5).write_qmnist(tmp_path / "qmnist")
+    write_idx(folder, "qmnist-train-labels-idx2-int", table)
+    use_files("QMNIST_FILES", folder)
+    with pytest.raises(DataError, match=message):
+        load_dataset("qmnist", tmp_path, download=False)
+
+
+def test_mnist_labels_must_be_idx1_ubyte(tmp_path: Path, use_files: Callable) -> None:
+    folder = MnistLike().write(tmp_path)
+    write_idx(folder, "train-labels-idx1-ubyte", np.zeros((12, 8), np.int32))
+    use_files("MNIST_FILES", folder)
+    with pytest.raises(DataError, match=r"expected an idx1-ubyte label file \(one uint8 class per image\)"):
+        load_dataset("mnist", tmp_path, download=False)
