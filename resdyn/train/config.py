@@ -44,8 +44,8 @@ class DataConfig:
     flip: bool = True
     #: resize every image to resize x resize first (bilinear, antialiased), e.g. 32 (seed 004 upscales 28 -> 32)
     resize: int | None = None
-    #: the size the model sees: a random crop x crop in training (after resize and padding; None: no resize,
-    #: the image's size), and per eval_crop in evaluation
+    #: the size the model sees: a random crop x crop in training (after resize and padding), and per eval_crop
+    #: in evaluation (None: no crop, the resized image's size)
     crop: int | None = None
     #: evaluation's way to crop x crop: "centre" cuts the middle of the resized image; "resize" resizes the
     #: whole image to crop x crop (seed 004, sec. 4.4)
