@@ -23,6 +23,7 @@ from resdyn.runs import RunDir
 from resdyn.train.config import Config, ConfigError, load_config, parse_overrides, set_values
 
 if TYPE_CHECKING:
+    from resdyn.analysis.profile import SolveCost
     from resdyn.analysis.report import Report
 
 # Flags of `resdyn train` that are shorthands for config keys.
@@ -210,28 +211,44 @@ def run_table(run: RunDir) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from resdyn.analysis.profile import count_parameters, mult_adds
+    from resdyn.analysis.profile import adaptive_solve_cost, count_parameters, mult_adds
     from resdyn.nets import MODELS, build_model, model_options
     from resdyn.nets.base import required
 
     if args.options is not None:
         return print_model_options(args.options)
-    rows = []
+    rows, notes = [], []
     for name in MODELS.names():
         if any(required(option) for option in model_options(name)):
             continue  # a family that needs e.g. depth=N; its named members are listed
         model = build_model(name, args.in_channels, args.num_classes)
         row = [name, count_parameters(model)]
         if not args.no_mult_adds:
-            macs = mult_adds(model, (args.in_channels, args.image_size, args.image_size))
-            row += [f"{macs / 1e6:.1f} M", f"{macs * 128 / 1e9:.2f} G"]
+            shape = (args.in_channels, args.image_size, args.image_size)
+            macs = mult_adds(model, shape)
+            solve = adaptive_solve_cost(model, shape)
+            mark = "" if solve is None else "*"
+            row += [f"{macs / 1e6:.1f} M{mark}", f"{macs * 128 / 1e9:.2f} G{mark}"]
+            if solve is not None:
+                notes.append(solve_note(name, solve))
         rows.append(row + [MODELS.help(name)])
     headers = ["model", "params"] + ([] if args.no_mult_adds else ["Mult-Adds/image", "per batch of 128"])
     print(format_table(headers + ["description"], rows))
+    for note in notes:
+        print(f"\n{note}")
     print(f"\n(input {args.in_channels}x{args.image_size}x{args.image_size}, {args.num_classes} classes; "
           "the families resnet, lm-resnet, resnext29, revnet, fractalnet build any valid depth or size: "
           "`resdyn models --options NAME` lists a model's options)")
     return 0
+
+
+def solve_note(name: str, solve: SolveCost) -> str:
+    """The footnote of a model whose Mult-Adds depend on its input: what the count measured, and how to scale it."""
+    return (f"* {name}: counted on one solve ({solve.solver}) of a zero input with the initial weights: "
+            f"{solve.nfe} field evaluations (NFE) of {solve.per_evaluation / 1e6:.2f} M Mult-Adds each, plus "
+            f"{solve.fixed / 1e6:.1f} M outside the solve. An adaptive solver chooses its NFE for each input and "
+            f"each set of weights, so a trained model's Mult-Adds per image are {solve.fixed / 1e6:.1f} M + NFE x "
+            f"{solve.per_evaluation / 1e6:.2f} M with the NFE its run measures (nfe_eval_mean in metrics.jsonl).")
 
 
 def print_model_options(name: str) -> int:

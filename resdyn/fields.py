@@ -6,7 +6,10 @@ Fields know nothing of how the state moves; that is the scheme's job (``resdyn.s
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -22,43 +25,58 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
+def dropout_layer(rate: float) -> list[nn.Module]:
+    """``[Dropout(rate)]``, or nothing at rate 0, so that a field without dropout keeps its layers' indices (and so
+    its state_dict keys)."""
+    if not 0 <= rate < 1:
+        raise ConfigError(f"a dropout rate is a probability in [0, 1), got {rate}")
+    return [nn.Dropout(rate)] if rate > 0 else []
+
+
+# Fields take ``dropout``, a rate applied before their last convolution, as Wide ResNets do between the two
+# convolutions of a basic block (Zagoruyko & Komodakis 2016, sec. 2.4).
+
+
 class BasicField(nn.Sequential):
-    """Post-activation basic branch of He et al. 2015: conv3x3-BN-ReLU-conv3x3-BN."""
+    """Post-activation basic branch of He et al. 2015: conv3x3-BN-ReLU-[dropout]-conv3x3-BN."""
 
     expansion = 1
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dropout: float = 0.0) -> None:
         super().__init__(
             conv3x3(in_channels, channels, stride),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
+            *dropout_layer(dropout),
             conv3x3(channels, channels),
             nn.BatchNorm2d(channels),
         )
 
 
 class PreActBasicField(nn.Sequential):
-    """Pre-activation basic branch of He et al. 2016: BN-ReLU-conv3x3-BN-ReLU-conv3x3."""
+    """Pre-activation basic branch of He et al. 2016: BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3."""
 
     expansion = 1
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dropout: float = 0.0) -> None:
         super().__init__(
             nn.BatchNorm2d(in_channels),
             nn.ReLU(),
             conv3x3(in_channels, channels, stride),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
+            *dropout_layer(dropout),
             conv3x3(channels, channels),
         )
 
 
 class BottleneckField(nn.Sequential):
-    """Post-activation bottleneck of He et al. 2015: 1x1 (reduce) - 3x3 - 1x1 (expand x4), BN after each."""
+    """Post-activation bottleneck of He et al. 2015: 1x1 (reduce) - 3x3 - [dropout] - 1x1 (expand x4), BN after
+    each convolution."""
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dropout: float = 0.0) -> None:
         out = channels * self.expansion
         super().__init__(
             conv1x1(in_channels, channels),
@@ -67,17 +85,19 @@ class BottleneckField(nn.Sequential):
             conv3x3(channels, channels, stride),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
+            *dropout_layer(dropout),
             conv1x1(channels, out),
             nn.BatchNorm2d(out),
         )
 
 
 class PreActBottleneckField(nn.Sequential):
-    """Pre-activation bottleneck of He et al. 2016 (ResNet-164): BN-ReLU before each of 1x1, 3x3, 1x1."""
+    """Pre-activation bottleneck of He et al. 2016 (ResNet-164): BN-ReLU before each of 1x1, 3x3, 1x1, dropout
+    before the last."""
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dropout: float = 0.0) -> None:
         out = channels * self.expansion
         super().__init__(
             nn.BatchNorm2d(in_channels),
@@ -88,6 +108,7 @@ class PreActBottleneckField(nn.Sequential):
             conv3x3(channels, channels, stride),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
+            *dropout_layer(dropout),
             conv1x1(channels, out),
         )
 
@@ -173,6 +194,36 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(norm_groups(channels), channels)
 
 
+def layer_norm(channels: int) -> nn.GroupNorm:
+    """Layer normalisation of a convolutional state (Ba et al. 2016): each sample's C x H x W normalised together,
+    with a scale and shift per channel; GroupNorm with one group."""
+    return nn.GroupNorm(1, channels)
+
+
+def no_norm(channels: int) -> nn.Identity:
+    return nn.Identity()
+
+
+Norm = Literal["batch", "group", "layer", "none"]
+NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "batch": nn.BatchNorm2d, "group": group_norm, "layer": layer_norm, "none": no_norm,
+}
+
+
+def replace_batch_norms(net: nn.Module, make_norm: Callable[[int], nn.Module]) -> None:
+    """Put ``make_norm(channels)`` in place of every ``BatchNorm2d`` of ``net``: in its fields, shortcuts, stem and
+    head alike, whichever scheme and noise built them.
+
+    A network is built with BatchNorm, as the papers' are, and converted, as PyTorch converts to SyncBatchNorm: the
+    fields and shortcuts keep one constructor. ``no_norm`` leaves the convolutions without a bias, as they were.
+    """
+    for name, child in net.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(net, name, make_norm(child.num_features))
+        else:
+            replace_batch_norms(child, make_norm)
+
+
 class ConcatConv2d(nn.Module):
     """``conv([t, x])``: a convolution that sees the time ``t`` as one extra constant input channel.
 
@@ -190,29 +241,41 @@ class ConcatConv2d(nn.Module):
         return self.conv(torch.cat([time, x], dim=1))
 
 
+Activation = Literal["relu", "softplus", "tanh", "silu"]
+# In-place ReLU on GroupNorm's fresh output (its backward needs only its input), as torchdiffeq's ODEfunc does: the
+# solver calls the field tens of times per batch, and each saved allocation counts. The smooth ones keep their
+# input, which their backward needs.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": functools.partial(nn.ReLU, inplace=True), "softplus": nn.Softplus, "tanh": nn.Tanh, "silu": nn.SiLU,
+}
+
+
 class TimeConvField(nn.Module):
-    """``f(t, x) = GN(conv_t(ReLU(GN(conv_t(ReLU(GN(x)))))))``: the ODE block's field of seed 004 (sec. 4.1.4).
+    """``f(t, x) = GN(conv_t(s(GN(conv_t(s(GN(x)))))))``: the ODE block's field of seed 004 (sec. 4.1.4), ``s`` ReLU.
 
     A full pre-activation residual branch (He et al. 2016) with GroupNorm, whose 3x3 convolutions take ``t`` as an
     extra channel (:class:`ConcatConv2d`), ending in a third GroupNorm: torchdiffeq's ``ODEfunc``. GroupNorm, not
     BatchNorm, because the solver evaluates the field at many states per batch and BatchNorm's running statistics
     would mix them; GroupNorm also normalises each sample alone, so the field acts on samples independently.
     75,392 parameters at 64 channels.
+
+    ``activation`` makes ``s``: ReLU as seed 004, or a smooth one (softplus, tanh, SiLU). ReLU's kinks make ``f``
+    only piecewise smooth, which an adaptive solver's error estimate does not see, so its tolerances control the
+    adjoint's gradient poorly; a smooth ``s`` restores that control (README, "ODENet field activation").
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> None:
         super().__init__()
         self.norm1 = group_norm(channels)
         self.conv1 = ConcatConv2d(channels, channels)
         self.norm2 = group_norm(channels)
         self.conv2 = ConcatConv2d(channels, channels)
         self.norm3 = group_norm(channels)
+        self.activation = activation()
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # In-place ReLU on GroupNorm's fresh output (its backward needs only its input), as torchdiffeq's ODEfunc
-        # does: the solver calls the field tens of times per batch, and each saved allocation counts.
-        out = self.conv1(t, torch.relu_(self.norm1(x)))
-        out = self.conv2(t, torch.relu_(self.norm2(out)))
+        out = self.conv1(t, self.activation(self.norm1(x)))
+        out = self.conv2(t, self.activation(self.norm2(out)))
         return self.norm3(out)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resdyn.fields import dropout_layer
 from resdyn.registry import Registry
 
 
@@ -64,9 +65,16 @@ class Network(nn.Module):
 
 
 class ClassifierHead(nn.Sequential):
-    """Optional BN-ReLU (pre-activation nets end un-normalised), global average pool, linear classifier."""
+    """Optional BN-ReLU (pre-activation nets end un-normalised), global average pool, optional dropout, linear
+    classifier.
 
-    def __init__(self, channels: int, num_classes: int, preact: bool) -> None:
-        layers: list[nn.Module] = [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)] if preact else []
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+    ``dropout`` (a rate; 0: none, and no layer, so the classifier keeps its state_dict key) drops pooled features
+    before the linear layer, as Srivastava et al. 2014 drop a fully-connected layer's inputs.
+    """
+
+    def __init__(self, channels: int, num_classes: int, preact: bool, dropout: float = 0.0) -> None:
+        # Not in place: without the BN (norm="none") this ReLU's input is the body's output, which a scheme may
+        # keep for its backward pass (a reversible one reconstructs from it).
+        layers: list[nn.Module] = [nn.BatchNorm2d(channels), nn.ReLU()] if preact else []
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dropout_layer(dropout), nn.Linear(channels, num_classes)]
         super().__init__(*layers)

@@ -15,8 +15,9 @@ from typing import Any, Literal
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.fields import FIELDS, ResNeXtField, conv3x3, shortcut
+from resdyn.fields import FIELDS, NORMS, Norm, ResNeXtField, conv3x3, replace_batch_norms, shortcut
 from resdyn.nets.base import ClassifierHead, Network, register_family
+from resdyn.nets.init import WeightInit, init_network
 from resdyn.noise import Noise, make_noise
 from resdyn.schemes import SCHEMES, Euler, Scheme
 from resdyn.typed import build_table
@@ -81,6 +82,10 @@ def cifar_resnet(
     scheme_options: Mapping[str, Any] | None = None,
     noise: Noise | None = None,
     widths: Sequence[int] = WIDTHS,
+    dropout: float = 0.0,
+    field_dropout: float = 0.0,
+    init: str = "default",
+    norm: str = "batch",
 ) -> Network:
     """A CIFAR ResNet of ``depth`` layers whose body is ``scheme(fields, shortcuts, activation, **scheme_options)``.
 
@@ -88,6 +93,10 @@ def cifar_resnet(
     to the configuration the papers trained at that depth. ``shortcut_option`` is "A" (zero-padding, no
     parameters) or "B" (1x1 projection); it defaults to A, and to B at the bottleneck depths, as in He 2016.
     ``noise`` (``resdyn.noise``) wraps every field.
+
+    Seed 003's toolkit: ``dropout`` before the classifier, ``field_dropout`` before each field's last convolution,
+    ``init`` ("default": He-normal fan-out as the reference code, or one of ``resdyn.nets.init.WEIGHT_INITS``) and
+    ``norm`` (a key of ``resdyn.fields.NORMS``, in place of every BatchNorm: fields, shortcuts, stem and head).
     """
     if block is None:
         block = "bottleneck" if depth in BOTTLENECK_DEPTHS else "basic"
@@ -106,7 +115,7 @@ def cifar_resnet(
         for i in range(n):
             stride = 2 if stage > 0 and i == 0 else 1
             out = width * field_cls.expansion
-            makes.append(functools.partial(field_cls, channels, width, stride))
+            makes.append(functools.partial(field_cls, channels, width, stride, field_dropout))
             shapes.append((channels, out, stride))
             channels = out
 
@@ -114,8 +123,13 @@ def cifar_resnet(
     if not preact:
         stem_layers += [nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
     body = residual_body(makes, shapes, shortcut_option, preact, scheme, scheme_options or {}, noise)
-    net = Network(nn.Sequential(*stem_layers), body, ClassifierHead(channels, num_classes, preact))
-    init_he(net)
+    net = Network(nn.Sequential(*stem_layers), body, ClassifierHead(channels, num_classes, preact, dropout))
+    if norm != "batch":
+        replace_batch_norms(net, NORMS[norm])
+    if init == "default":
+        init_he(net)
+    else:
+        init_network(net, init)
     return net
 
 
@@ -219,6 +233,15 @@ class ResNetOptions(SchemeChoice, NoiseChoice):
     preact: bool | None = None
     #: A (zero-padding) or B (projection) at transitions (None: B at the bottleneck depths, else A)
     shortcut_option: Literal["A", "B"] | None = None
+    #: dropout rate on the pooled features before the classifier (0: none)
+    dropout: float = 0.0
+    #: dropout rate inside every field, before its last convolution (Wide ResNet's place; 0: none)
+    field_dropout: float = 0.0
+    #: weights: default (He-normal fan-out convolutions, PyTorch's classifier, as the reference code), or he-normal,
+    #: he-uniform, xavier-normal, xavier-uniform (Glorot) on every convolution and the classifier
+    init: Literal["default", WeightInit] = "default"
+    #: normalisation layer everywhere BatchNorm stands (fields, shortcuts, stem, head): batch, group, layer or none
+    norm: Norm = "batch"
 
 
 def resnet(o: ResNetOptions, in_channels: int, num_classes: int) -> Network:
@@ -226,7 +249,7 @@ def resnet(o: ResNetOptions, in_channels: int, num_classes: int) -> Network:
     return cifar_resnet(
         o.depth, in_channels=in_channels, num_classes=num_classes, block=o.block, preact=o.preact,
         shortcut_option=o.shortcut_option, scheme=step_scheme(o.scheme), scheme_options=o.scheme_options,
-        noise=o.make_noise(),
+        noise=o.make_noise(), dropout=o.dropout, field_dropout=o.field_dropout, init=o.init, norm=o.norm,
     )
 
 

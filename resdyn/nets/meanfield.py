@@ -26,9 +26,10 @@ from torch import nn
 
 from resdyn.errors import ConfigError
 from resdyn.nets.base import Network, register_family
+from resdyn.nets.init import WeightInit, fill_weight
 
 Activation = Literal["tanh", "relu", "alpha-relu"]
-Init = Literal["mean-field", "he-normal", "he-uniform", "xavier-normal", "xavier-uniform"]
+Init = Literal["mean-field", WeightInit]
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 INITS: tuple[str, ...] = get_args(Init)
 
@@ -89,19 +90,12 @@ class ReducedResidualLayer(nn.Module):
 def init_linear(layer: nn.Linear, scheme: str, sigma_weight2: float, sigma_bias2: float) -> None:
     """Initialise ``layer`` by ``scheme``: ``"mean-field"`` draws ``N(0, σ_w²/fan_in)`` weights and ``N(0, σ_b²)``
     biases; He and Xavier draw the weights by their rule and zero the biases."""
-    fan_out, fan_in = layer.weight.shape
     with torch.no_grad():
         if scheme == "mean-field":
-            layer.weight.normal_(0.0, math.sqrt(sigma_weight2 / fan_in))
+            layer.weight.normal_(0.0, math.sqrt(sigma_weight2 / layer.in_features))
             layer.bias.normal_(0.0, math.sqrt(sigma_bias2))
             return
-        family, shape = scheme.split("-")
-        variance = 2.0 / fan_in if family == "he" else 2.0 / (fan_in + fan_out)
-        if shape == "normal":
-            layer.weight.normal_(0.0, math.sqrt(variance))
-        else:  # uniform on [-b, b] has variance b² / 3
-            bound = math.sqrt(3 * variance)
-            layer.weight.uniform_(-bound, bound)
+        fill_weight(layer.weight, scheme)
         layer.bias.zero_()
 
 

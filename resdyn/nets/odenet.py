@@ -25,12 +25,13 @@ Weights keep PyTorch's default initialisation, as the reference code does.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.fields import PreActGroupNormField, TimeConvField, group_norm
+from resdyn.fields import ACTIVATIONS, Activation, PreActGroupNormField, TimeConvField, group_norm
 from resdyn.nets.base import Network, register_family
 from resdyn.schemes import Euler
 from resdyn.schemes.ode import ODE, Regularisation, Solver
@@ -72,16 +73,19 @@ def seed_odenet(
     blocks: int = 1,
     augment: int = 0,
     width: int = WIDTH,
+    activation: Callable[[], nn.Module] = ACTIVATIONS["relu"],
 ) -> Network:
     """Downsampling -> ``blocks`` ODE blocks over ``width + augment`` channels -> classifier.
 
     With ``augment = p`` the 64-channel state gets ``p`` zero channels before the first block (augmented neural
-    ODEs, Dupont et al. 2019); the fields and the classifier then work on ``64 + p`` channels.
+    ODEs, Dupont et al. 2019); the fields and the classifier then work on ``64 + p`` channels. ``activation`` makes
+    the fields' nonlinearity (:class:`TimeConvField`); the downsampling and classifier keep ReLU, which exact
+    backprop differentiates without a tolerance.
     """
     if blocks < 1:
         raise ConfigError(f"an ODENet needs at least one ODE block, got blocks={blocks}")
     channels = width + augment
-    body = ODE([TimeConvField(channels) for _ in range(blocks)], solver, t1, regularisation, augment)
+    body = ODE([TimeConvField(channels, activation) for _ in range(blocks)], solver, t1, regularisation, augment)
     return Network(downsampling(in_channels, width), body, classifier(channels, num_classes))
 
 
@@ -114,6 +118,9 @@ class ODENetOptions(Solver):
     jacobian: float = 0.0
     #: channels of the state after downsampling
     width: int = WIDTH
+    #: the fields' activation: relu (seed 004), or a smooth one (softplus, tanh, silu), whose adjoint gradients
+    #: the tolerances control (README: ODENet field activation)
+    activation: Activation = "relu"
 
     def solver(self) -> Solver:
         """The :class:`Solver` part of these options."""
@@ -124,7 +131,7 @@ def odenet(o: ODENetOptions, in_channels: int, num_classes: int) -> Network:
     """Seed 004's ODENet."""
     return seed_odenet(in_channels=in_channels, num_classes=num_classes, solver=o.solver(), t1=o.t1,
                        regularisation=Regularisation(o.kinetic, o.jacobian), blocks=o.blocks, augment=o.augment,
-                       width=o.width)
+                       width=o.width, activation=ACTIVATIONS[o.activation])
 
 
 @dataclass(frozen=True)
