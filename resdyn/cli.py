@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--image-size", type=int, default=32)
     m.add_argument("--no-mult-adds", action="store_true", help="skip the (slower) Mult-Adds count")
     m.add_argument("--options", metavar="NAME", help="list the options of the model NAME with their defaults")
+    m.add_argument("--seed-figures", action="store_true",
+                   help="each shipped recipe's model against the parameters and Mult-Adds its paper row quotes")
 
     d = sub.add_parser("data", help="list datasets, show where their files are, verify checksums")
     d.add_argument("action", choices=["list", "where", "verify"])
@@ -217,6 +219,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.options is not None:
         return print_model_options(args.options)
+    if args.seed_figures:
+        return print_seed_figures()
     rows, notes = [], []
     for name in MODELS.names():
         if any(required(option) for option in model_options(name)):
@@ -249,6 +253,38 @@ def solve_note(name: str, solve: SolveCost) -> str:
             f"{solve.fixed / 1e6:.1f} M outside the solve. An adaptive solver chooses its NFE for each input and "
             f"each set of weights, so a trained model's Mult-Adds per image are {solve.fixed / 1e6:.1f} M + NFE x "
             f"{solve.per_evaluation / 1e6:.2f} M with the NFE its run measures (nfe_eval_mean in metrics.jsonl).")
+
+
+def print_seed_figures() -> int:
+    """``resdyn models --seed-figures``: every recipe quoting a parameter count, its model's figures beside it."""
+    from resdyn.analysis.figures import check_recipe
+    from resdyn.recipes import is_suite, recipe_names, recipe_path
+
+    rows, notes = [], []
+    for name in recipe_names():
+        check = None if is_suite(recipe_path(name)) else check_recipe(name)
+        if check is None:
+            continue
+        if check.documented_difference is None:
+            status = "reproduced" if check.params_ok else "DIFFERS"
+        else:
+            if check.note not in notes:
+                notes.append(check.note)
+            mark = notes.index(check.note) + 1
+            status = f"differs [{mark}]" if check.params_ok else "DIFFERS from the documented difference"
+        if not check.mult_adds_ok:
+            status += "; Mult-Adds DIFFER"
+        rounded_match = check.documented_difference is None and check.paper_params.tolerance
+        shown = "-" if rounded_match else f"{check.difference:+,}"
+        macs = "-" if check.mult_adds is None else f"{check.mult_adds / 1e9:.3f}G"
+        paper_macs = "-" if check.paper_mult_adds is None else check.paper_mult_adds.text
+        rows.append([name, f"{check.params:,}", check.paper_params.text, shown, macs, paper_macs, status])
+    print(format_table(["recipe", "params", "seed", "params - seed", "Mult-Adds/128", "seed", "check"], rows))
+    print("\n".join(f"[{i}] {note}." for i, note in enumerate(notes, 1)))
+    print("\n(the seed figures are each recipe's [meta]; a rounded one such as 0.27M matches within half its last "
+          "digit. Parameters count every learned tensor, LM's k_n included, one per step that uses it; Mult-Adds "
+          "per batch of 128 images count the convolutions and the classifier)")
+    return 0 if all(row[-1] == "reproduced" or row[-1].startswith("differs [") for row in rows) else 1
 
 
 def print_model_options(name: str) -> int:

@@ -165,8 +165,28 @@ class ProjectionShortcut(nn.Sequential):
         super().__init__(*layers)
 
 
+class PreActProjectionShortcut(nn.Sequential):
+    """BN-ReLU-conv1x1 with stride: a projection shortcut with its own pre-activation (shortcut option "B-preact").
+
+    The shortcut of the LM-ResNet authors' code (their ``Downsample``) at every stage change, behind seed 000's
+    table 1: its parameter counts need the BN (2 x in_channels parameters per transition) and its Mult-Adds the
+    1x1 convolution. Unlike option B on pre-activation fields, the projection sees a normalised, rectified state.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True), conv1x1(in_channels, out_channels, stride))
+
+
+SHORTCUT_OPTIONS = {
+    "A": "zero-padding, no parameters (He et al. 2015)",
+    "B": "1x1 projection, with BN after it on post-activation fields (He et al. 2015/2016)",
+    "B-preact": "BN-ReLU-1x1 projection (the LM-ResNet authors' code)",
+}
+
+
 def shortcut(kind: str, in_channels: int, out_channels: int, stride: int, preact: bool) -> nn.Module:
-    """The map ``P`` that carries the state across a step: identity where shapes agree, else option A or B."""
+    """The map ``P`` that carries the state across a step: identity where shapes agree, else the option ``kind``
+    of :data:`SHORTCUT_OPTIONS`."""
     if in_channels == out_channels and stride == 1:
         return nn.Identity()
     if kind == "A":
@@ -174,7 +194,10 @@ def shortcut(kind: str, in_channels: int, out_channels: int, stride: int, preact
     if kind == "B":
         # He et al. 2016 put no BN on a pre-activation projection: its input is already normalised.
         return ProjectionShortcut(in_channels, out_channels, stride, norm=not preact)
-    raise ConfigError(f"unknown shortcut option {kind!r}; valid: 'A' (zero-padding) or 'B' (projection)")
+    if kind == "B-preact":
+        return PreActProjectionShortcut(in_channels, out_channels, stride)
+    valid = "; ".join(f"{name!r} ({what})" for name, what in SHORTCUT_OPTIONS.items())
+    raise ConfigError(f"unknown shortcut option {kind!r}; valid: {valid}")
 
 
 # -- time-dependent fields f(t, x) for continuous-depth blocks (resdyn.schemes.ode) ---------------------------

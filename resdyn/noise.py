@@ -4,8 +4,9 @@ A noise object wraps the fields of a network one by one (``noise.wrap(make_field
 so it works under every scheme: the scheme only ever sees a field. In eval mode every wrapper is
 deterministic and returns the expectation of its training-time branch.
 
-- Stochastic depth (Huang et al. 2016): ``x_{n+1} = x_n + eta_n f_n(x_n)``, ``P(eta_n = 1) = p_n`` with
-  ``p_n = 1 - (n / N) (1 - p_L)`` for the n-th of N fields (n = 1..N), so the last field survives with ``p_L``.
+- Stochastic depth (Huang et al. 2016): ``x_{n+1} = x_n + eta_n f_n(x_n)``, ``P(eta_n = 1) = p_n``, ``p_n``
+  falling linearly to ``p_L`` at the last field by one of three schedules (:data:`SD_SCHEDULES`): Huang et al.'s,
+  the LM-ResNet authors' code's, and resdyn's own earlier rule (the default). A dropped transition is ``P_n x``.
 - Shake-shake (Gastaldi 2017) with the time step of seed 000 eq. 27:
   ``x_{n+1} = x_n + (dt/2 + sqrt(dt) (eta - 1/2)) f1(x_n) + (dt/2 + sqrt(dt) (1/2 - eta)) f2(x_n)``,
   ``eta ~ U(0, 1)`` per image; ``dt = 1`` is plain shake-shake.
@@ -44,6 +45,11 @@ class Noise(ABC):
 class DropBranch(nn.Module):
     """``eta * f(x)`` with ``eta ~ Bernoulli(survival_prob)``, one draw per batch (Huang et al. 2016) or per image.
 
+    A dropped batch's branch is a zero: of the state's shape for a shape-keeping field, and a 0-dim zero for a
+    transition (``keeps_shape=False``), whose output shape a skipped ``f`` cannot tell; it broadcasts, so the step
+    is ``P_n x + 0 = P_n x``, as in Huang et al. 2016 and the LM-ResNet code, where a dropped transition keeps its
+    downsampling shortcut.
+
     Scaling convention: with ``scaling="test"`` (Huang et al.) training uses ``eta`` in {0, 1} and eval
     multiplies the branch by ``survival_prob``; with ``scaling="train"`` (the LM-ResNet code, and timm's
     drop-path) training divides a surviving branch by ``survival_prob`` and eval uses the branch as it is.
@@ -53,7 +59,7 @@ class DropBranch(nn.Module):
 
     def __init__(
         self, field: nn.Module, survival_prob: float, scaling: Literal["test", "train"] = "test",
-        per: Literal["batch", "image"] = "batch",
+        per: Literal["batch", "image"] = "batch", keeps_shape: bool = True,
     ) -> None:
         super().__init__()
         if not 0 < survival_prob <= 1:
@@ -62,6 +68,7 @@ class DropBranch(nn.Module):
         self.survival_prob = survival_prob
         self.scaling = scaling
         self.per = per
+        self.keeps_shape = keeps_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.survival_prob
@@ -71,7 +78,7 @@ class DropBranch(nn.Module):
         scale = 1 / p if self.scaling == "train" else 1.0
         if self.per == "batch":
             if torch.rand(()) >= p:
-                return torch.zeros_like(x)
+                return torch.zeros_like(x) if self.keeps_shape else x.new_zeros(())
             out = self.field(x)
             return out * scale if scale != 1.0 else out
         out = self.field(x)
@@ -82,25 +89,49 @@ class DropBranch(nn.Module):
         return f"survival_prob={self.survival_prob:.4f}, scaling={self.scaling}, per={self.per}"
 
 
+SDSchedule = Literal["linear", "huang", "lm-code"]
+SD_SCHEDULES: dict[str, str] = {
+    "linear": "p_n = 1 - n/N (1 - p_L), n = 1..N; a per-batch draw never drops a transition (resdyn's first rule)",
+    "huang": "p_l = 1 - l/L (1 - p_L), l = 1..L over every block, transitions too (Huang et al. 2016)",
+    "lm-code": "p_i = 1 - i/(n-1) (1 - p_L), i = 0..n-1 over every block, transitions too (the LM-ResNet code)",
+}
+
+
 @dataclass(frozen=True)
 class StochasticDepth(Noise):
-    """Linear survival schedule down to ``survival_last`` (p_L: 0.8 for depth 56, 0.5 for 110 in the seeds)."""
+    """Survival falling linearly to ``survival_last`` (p_L: 0.8 for depth 56, 0.5 for 110 in the seeds).
+
+    The ``schedule`` (:data:`SD_SCHEDULES`) counts every field of the network, the transitions included:
+
+    - ``"huang"``, Huang et al. 2016: ``p_l = 1 - (l / L)(1 - p_L)`` for the l-th of L blocks (l = 1..L;
+      their input ``H_0`` is the always-active l = 0, as seed 002 quotes), so even the first block may drop.
+      E[dropped blocks per pass] = ``(L + 1) / 2 (1 - p_L)``.
+    - ``"lm-code"``, the LM-ResNet authors' code: ``p_i = 1 - i / (n - 1) (1 - p_L)`` for the i-th of n blocks
+      (i = 0..n-1, n = 3 x blocks per stage), so the first block always survives and the last has ``p_L``.
+      E[dropped] = ``n / 2 (1 - p_L)``.
+    - ``"linear"`` (the default, so configs written before the published schedules keep their meaning): Huang's
+      ``p_n``, except that a per-batch draw never drops a transition (its branch always runs).
+
+    Both papers drop transitions: a dropped transition's step is its shortcut ``P_n x``.
+    """
 
     survival_last: float = 0.5
     scaling: Literal["test", "train"] = "test"
     per: Literal["batch", "image"] = "batch"
+    schedule: SDSchedule = "linear"
 
     def survival_prob(self, index: int, count: int) -> float:
-        """``p_n = 1 - (n / N)(1 - p_L)`` for the field at 0-based ``index`` (n = index + 1) of N = ``count``."""
+        """``p`` of the field at 0-based ``index`` of ``count``, under the schedule."""
+        if self.schedule == "lm-code":
+            return 1 - index / max(count - 1, 1) * (1 - self.survival_last)
         return 1 - (index + 1) / count * (1 - self.survival_last)
 
     def wrap(self, make_field: FieldFactory, index: int, count: int, keeps_shape: bool) -> nn.Module:
         field = make_field()
-        if not keeps_shape and self.per == "batch":
-            # Dropping a whole batch skips f, so its zero output would have to guess the new shape; a
-            # downsampling transition keeps its branch instead (survival 1). Per-image dropping computes f.
+        if not keeps_shape and self.per == "batch" and self.schedule == "linear":
             return field
-        return DropBranch(field, self.survival_prob(index, count), self.scaling, self.per)
+        return DropBranch(field, self.survival_prob(index, count), self.scaling, self.per, keeps_shape)
+
 
 
 class ShakeShakeBranches(nn.Module):
@@ -169,7 +200,8 @@ class GaussianNoise(Noise):
 
 
 NOISES: Registry[type[Noise]] = Registry("noise")
-NOISES.add("stochastic-depth", StochasticDepth, "drop whole branches, survival falling linearly to survival_last")
+NOISES.add("stochastic-depth", StochasticDepth,
+           "drop whole branches, survival falling linearly to survival_last (schedule: linear, huang, lm-code)")
 NOISES.add("shake-shake", ShakeShake, "two branches per block, random affine join (dt generalisation)")
 NOISES.add("gaussian", GaussianNoise, "add N(0, std^2) to every branch")
 

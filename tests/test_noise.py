@@ -124,3 +124,102 @@ def test_make_noise_errors():
         make_noise("stochastic-depth", p=0.5)
     with pytest.raises(ConfigError, match="given without a noise"):
         make_noise(None, survival_last=0.5)
+
+
+# -- the published stochastic-depth schedules ------------------------------------------------------------------
+
+
+class Counter(nn.Module):
+    """A field that counts its calls and returns a zero branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.zeros_like(x)
+
+
+# (model, schedule, p_L, blocks L = n, expected dropped blocks per pass by the paper's own formula)
+PUBLISHED = [
+    # Huang et al. 2016: p_l = 1 - l/L (1 - p_L), l = 1..L, so E = sum_l l/L (1 - p_L) = (L + 1)/2 (1 - p_L).
+    ("resnet110", "huang", 0.5, 54, 55 / 2 * 0.5),
+    ("resnet56", "huang", 0.8, 27, 28 / 2 * 0.2),
+    # The LM-ResNet code: p_i = 1 - i/(n-1) (1 - p_L), i = 0..n-1, so E = sum_i i/(n-1) (1 - p_L) = n/2 (1 - p_L).
+    ("lm-resnet110", "lm-code", 0.5, 54, 54 / 2 * 0.5),
+    ("lm-resnet56", "lm-code", 0.8, 27, 27 / 2 * 0.2),
+]
+
+
+def drop_branches(name, schedule, survival_last):
+    model = build_model(name, noise="stochastic-depth",
+                        noise_options={"survival_last": survival_last, "schedule": schedule, "scaling": "train"})
+    return [m for m in model.modules() if isinstance(m, DropBranch)]
+
+
+@pytest.mark.parametrize(("name", "schedule", "survival_last", "blocks", "expected"), PUBLISHED)
+def test_published_schedules_expected_dropped_blocks(name, schedule, survival_last, blocks, expected):
+    drops = drop_branches(name, schedule, survival_last)
+    # Every block can drop, the two stride-2 transitions included, as in both papers.
+    assert len(drops) == blocks
+    assert sum(not d.keeps_shape for d in drops) == 2
+    probs = [d.survival_prob for d in drops]
+    if schedule == "huang":
+        assert probs == pytest.approx([1 - (b / blocks) * (1 - survival_last) for b in range(1, blocks + 1)])
+    else:
+        assert probs[0] == 1.0  # the LM code's first block always survives
+        assert probs == pytest.approx([1 - i / (blocks - 1) * (1 - survival_last) for i in range(blocks)])
+    assert probs[-1] == pytest.approx(survival_last)
+    assert sum(1 - p for p in probs) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("name", "schedule", "survival_last", "blocks", "expected"), PUBLISHED)
+def test_published_schedules_dropped_blocks_monte_carlo(name, schedule, survival_last, blocks, expected):
+    # Each forward pass calls every wrapper once; a dropped one skips its field. Count the skips over many passes,
+    # each wrapper on a small input with a counting field in place of the convolutions (the draws are the same).
+    drops = drop_branches(name, schedule, survival_last)
+    for d in drops:
+        d.field = Counter()
+    passes = 1500
+    torch.manual_seed(13)
+    x = torch.zeros(1, 1)
+    for _ in range(passes):
+        for d in drops:
+            d.forward(x)
+    dropped = [passes - d.field.calls for d in drops]
+    mean = sum(dropped) / passes
+    # The dropped count per pass is a sum of independent Bernoullis: variance sum p(1 - p). Its mean over the
+    # passes is within 4 standard errors (a 6e-5 chance to fail for an unlucky seed; this one is fixed).
+    variance = sum(d.survival_prob * (1 - d.survival_prob) for d in drops)
+    assert abs(mean - expected) < 4 * (variance / passes) ** 0.5
+    # Block by block too: each block's drop rate is within 4 standard errors of 1 - p.
+    for d, n in zip(drops, dropped, strict=True):
+        p = d.survival_prob
+        assert abs(n / passes - (1 - p)) <= 4 * (p * (1 - p) / passes) ** 0.5
+
+
+def test_linear_schedule_is_the_default_and_keeps_transitions_per_batch():
+    assert StochasticDepth().schedule == "linear"
+    drops = drop_branches("resnet110", "linear", 0.5)
+    huang = drop_branches("resnet110", "huang", 0.5)
+    assert len(drops) == 52 and len(huang) == 54
+    kept = {d.survival_prob for d in huang} - {d.survival_prob for d in drops}
+    assert sorted(kept) == pytest.approx([1 - 37 / 54 * 0.5, 1 - 19 / 54 * 0.5])  # blocks 19 and 37 (1-based)
+
+
+@pytest.mark.parametrize("name", ["resnet", "lm-resnet"])
+def test_a_dropped_transition_is_its_shortcut(name):
+    model = build_model(name, depth=8, noise="stochastic-depth", shortcut_option="B",
+                        noise_options={"schedule": "huang"}).train()
+    body = model.body
+    x = torch.randn(2, 16, 8, 8)
+    for n in (1, 2):  # the two stride-2 transitions of the three fields
+        branch = body.fields[n]
+        assert isinstance(branch, DropBranch) and not branch.keeps_shape
+        branch.survival_prob = 1e-12  # always dropped
+        h = x if n == 1 else body.shortcuts[1](x)
+        out, carry = body.transition(n, h)
+        assert torch.equal(out, body.shortcuts[n](h))
+    # A whole pass with every transition dropped runs and has the classifier's shape.
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -91,7 +91,8 @@ def cifar_resnet(
 
     ``block`` is "basic" or "bottleneck" and ``preact`` selects the pre-activation fields; both default
     to the configuration the papers trained at that depth. ``shortcut_option`` is "A" (zero-padding, no
-    parameters) or "B" (1x1 projection); it defaults to A, and to B at the bottleneck depths, as in He 2016.
+    parameters), "B" (1x1 projection) or "B-preact" (BN-ReLU-1x1, the LM-ResNet authors' code); it defaults
+    to A, and to B at the bottleneck depths, as in He 2016.
     ``noise`` (``resdyn.noise``) wraps every field.
 
     Seed 003's toolkit: ``dropout`` before the classifier, ``field_dropout`` before each field's last convolution,
@@ -231,8 +232,9 @@ class ResNetOptions(SchemeChoice, NoiseChoice):
     block: Literal["basic", "bottleneck"] | None = None
     #: pre-activation fields (None: at the bottleneck depths, as He et al. 2016)
     preact: bool | None = None
-    #: A (zero-padding) or B (projection) at transitions (None: B at the bottleneck depths, else A)
-    shortcut_option: Literal["A", "B"] | None = None
+    #: A (zero-padding), B (projection) or B-preact (BN-ReLU-projection, the LM-ResNet authors' code) at
+    #: transitions (None: B at the bottleneck depths, else A)
+    shortcut_option: Literal["A", "B", "B-preact"] | None = None
     #: dropout rate on the pooled features before the classifier (0: none)
     dropout: float = 0.0
     #: dropout rate inside every field, before its last convolution (Wide ResNet's place; 0: none)

@@ -95,20 +95,24 @@ def test_metrics_report_k_outside_the_stability_range():
 
 @pytest.mark.parametrize(
     ("depth", "seed_table"),
-    # Seed 000 table 1 (counts of the authors' MResNet): LM-ResNet-20/56/110/164.
-    [(20, 273_475), (56, 856_789), (110, 1_731_760), (164, 1_703_760)],
+    # Seed 000 table 1 (counts of the authors' MResNet): LM-ResNet-20/32/44/56/110/164.
+    [(20, 273_475), (32, 467_913), (44, 662_351), (56, 856_789), (110, 1_731_760), (164, 1_703_760)],
 )
 def test_parameter_counts_against_the_reference_code(depth, seed_table):
-    ours = count_parameters(build_model(f"lm-resnet{depth}", shortcut_option="B"))
-    # The reference code's extras: BN(in) inside each projection shortcut (its Downsample is BN-ReLU-conv;
-    # ours, like He et al. 2016, is a bare convolution on the pre-activation ResNet), a stem BN it never
-    # uses (16 channels: 32), a stride-1 16->64 projection it uses only for bottlenecks, and one k per stage
-    # transition / first block that it never uses (3).
-    if depth == 164:
-        extras = 2 * (16 + 64 + 128) + 32 + 3
-    else:
-        extras = 2 * (16 + 32) + 32 + (2 * 16 + 16 * 64) + 3
-    assert ours + extras == seed_table
+    authors = build_model(f"lm-resnet{depth}", shortcut_option="B-preact")
+    # The reference code's parameters that take no part in its forward pass, which resdyn does not create: a stem
+    # BN (16 channels: 32), a stride-1 16->64 BN-ReLU-conv1x1 projection that only its bottleneck nets use
+    # (2 * 16 + 16 * 64), and one k for each of the 3 steps with no previous state of their shape (the first
+    # step and the two transitions; resdyn's LM creates k only where a previous state exists).
+    unused = 32 + 3 if depth == 164 else 32 + (2 * 16 + 16 * 64) + 3
+    assert count_parameters(authors) + unused == seed_table
+    # Counted by resdyn: every k_n it uses, one per step with a previous state of its shape.
+    blocks = 3 * ((depth - 2) // (9 if depth == 164 else 6))
+    assert authors.body.k.numel() == blocks - 3
+    # Option B differs from the authors' shortcut by the BN(in) of each projection only.
+    in_channels = (16, 64, 128) if depth == 164 else (16, 32)
+    b = count_parameters(build_model(f"lm-resnet{depth}", shortcut_option="B"))
+    assert b + 2 * sum(in_channels) == count_parameters(authors)
 
 
 def test_lm_resnext29_counts():
