@@ -288,7 +288,14 @@ class BestLoop(PlainLoop):
         self.labels = split.labels.to(s.device)
         self.size = split.images.shape[-1]
         self.order = torch.empty(0, dtype=torch.long, device=s.device)
-        self._train(s.warmup)
+        try:
+            self._train(s.warmup)  # compiles, when compiled
+        except Exception as e:  # noqa: BLE001 -- a model torch.compile cannot take is measured eagerly, and said so
+            if not self.compiled:
+                raise
+            self.compiled, self.forward = False, self.model
+            self.description += f" (compile failed: {type(e).__name__}: {str(e)[:200]}; measured eagerly)"
+            self._train(s.warmup)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if len(self.order) < self.batch_size:
@@ -387,16 +394,27 @@ def _positive_ints(text: str, what: str) -> list[int]:
     return values
 
 
-def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    """``resdyn bench``: measure, print the table, write ``--json``."""
+def check(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    """The models and batch sizes of ``args``, with every option checked (no device or data needed)."""
+    from resdyn.data import DATASETS
     from resdyn.nets import MODELS as REGISTERED
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--models names no model; e.g. {','.join(MODELS)}")
     for name in names:
         REGISTERED.get(name)  # an unknown name lists the valid ones
+    DATASETS.get(args.data)
     batch_sizes = _positive_ints(args.batch_size, "--batch-size")
     for flag in ("steps", "warmup", "repeats"):
         _positive_ints(str(getattr(args, flag)), f"--{flag}")
+    apply_overrides(Config(), args.set).validate()
+    return names, batch_sizes
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """``resdyn bench``: measure, print the table, write ``--json``."""
+    names, batch_sizes = check(args)
     device = resolve_device(args.device)
     workers = args.workers if args.workers is not None else (8 if device.type == "cuda" else 0)
     if device.type == "cuda":
@@ -405,7 +423,6 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     info, split = bench_data(args.data, args.data_dir, args.synthetic)
-    apply_overrides(Config(), args.set)  # a bad --set fails now, not after the first model
     print(f"device {describe_device(device)}, torch {torch.__version__}, {args.steps} steps x {args.repeats} "
           f"repeats after {args.warmup} warm-up steps, {'synthetic ' if args.synthetic else ''}{args.data}",
           flush=True)
