@@ -78,8 +78,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cpu-measure", choices=["saved", "rss"], default="saved")
     parser.add_argument("--out")
+    parser.add_argument("--dry-run", action="store_true", help="check the arguments, print the pairs, measure nothing")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.dry_run:
+        print(f"would measure {', '.join(f'{a} vs {b}' for a, b in PAIRS)} at batch {args.batch} on {device}")
+        return
     measure = ("cuda_max_allocated" if device.type == "cuda" else
                "autograd_saved_bytes" if args.cpu_measure == "saved" else "training_step_max_rss_increase")
 

@@ -1,4 +1,4 @@
-"""Command line: ``resdyn train | models | data | recipes | compare | report`` (also ``python -m resdyn``).
+"""Command line: ``resdyn train | models | data | recipes | compare | report | bench`` (also ``python -m resdyn``).
 
 Strings become objects here and nowhere else: names go through the registries, flags become config
 overrides, and the library below sees only typed config and objects.
@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resdyn import bench
 from resdyn.analysis.tables import format_table, human_bytes
 from resdyn.errors import ResdynError
 from resdyn.meanfield import cli as meanfield_cli
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.md and the PNGs")
     r.add_argument("--title", default="resdyn comparison")
     meanfield_cli.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "meanfield":
             return meanfield_cli.run(args, argv)
+        if args.command == "bench":
+            return bench.run(args, argv)
         return cmd_data(args)
     except ResdynError as e:
         print(f"resdyn: error: {e}", file=sys.stderr)
@@ -201,7 +205,8 @@ def run_table(run: RunDir) -> str:
     facts = [
         ("model", f"{s.model} ({s.params:,} parameters)"),
         ("data", f"{s.data} ({s.train_images:,} train / {s.test_images:,} test images)"),
-        ("test accuracy", f"{s.test_acc:.4f} (error {100 * (1 - s.test_acc):.2f}%, weights: {s.final_weights})"),
+        ("test accuracy", f"{s.test_acc:.4f} (error {100 * (1 - s.test_acc):.2f}%, weights: {s.final_weights}"
+                          f"{', flip TTA' if s.tta == 'flip' else ''})"),
         ("best test accuracy", f"{s.best_test_acc:.4f}"),
         ("test loss", f"{s.test_loss:.4f}"),
         ("train time", f"{s.train_time_s:.1f} s ({s.train_time_per_epoch_s:.1f} s/epoch)"),

@@ -213,8 +213,21 @@ def norm_groups(channels: int) -> int:
     return groups if channels % groups == 0 else math.gcd(32, channels)
 
 
+class GroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` that normalises a channels_last CPU tensor in the contiguous layout and hands it back in
+    channels_last: the CPU's GroupNorm has no fast channels_last kernel (forward and backward at 128x64x7x7 on a
+    2-core AVX-512 machine: 0.8 ms contiguous, 88 ms channels_last in bf16, 17 ms in float32), which made the
+    ODENet's bf16 + channels_last step ~1.8x slower than float32 instead of slightly faster. Same parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+                memory_format=torch.channels_last):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(norm_groups(channels), channels)
+    return GroupNorm(norm_groups(channels), channels)
 
 
 def layer_norm(channels: int) -> nn.GroupNorm:

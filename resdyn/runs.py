@@ -134,6 +134,8 @@ class EpochRecord:
     images_per_s: float
     val_loss: float | None = None
     val_acc: float | None = None
+    #: test-time augmentation of the test and validation scores: "flip" (train.tta_flip), or None
+    tta: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -187,6 +189,9 @@ class Summary:
     world_size: int | None = None
     #: the registered name of the scheme that moves the state (``resdyn.schemes.SCHEMES``), e.g. "lm", "rk4"
     scheme: str | None = None
+    #: test-time augmentation of the test scores: "flip" (train.tta_flip: the mean of the softmax of each image
+    #: and of its mirror image), or None
+    tta: str | None = None
     model_metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,10 +1,15 @@
-"""Peak memory is a training's own: reset at its start (CUDA's allocator peak, or Linux's peak RSS)."""
+"""Peak memory is a training's own: reset at its start (CUDA's allocator peak, or Linux's peak RSS). Precision
+"auto" is bf16 and channels_last where the device computes bf16 natively, fp32 elsewhere."""
 
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import torch
+
+from resdyn import device as device_module
+from resdyn.device import choose_speed, cpu_bf16_native
 
 # Run in a fresh interpreter: inside the test process the allocator may keep freed pages resident, which would
 # say nothing about the reset.
@@ -35,3 +40,47 @@ PROBE = textwrap.dedent("""
 def test_the_cpu_peak_after_a_reset_excludes_what_the_process_did_before():
     probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True)
     assert probe.returncode == 0 and probe.stdout.strip() == "ok", probe.stderr[-2000:]
+
+
+# -- precision and memory layout ----------------------------------------------------------------------------------
+CPU = torch.device("cpu")
+
+
+def test_auto_on_a_cpu_without_native_bf16_is_fp32_and_says_why(monkeypatch):
+    why = "bf16 not native on this CPU: no avx512_bf16"
+    monkeypatch.setattr(device_module, "cpu_bf16_native", lambda: (False, why))
+    speed = choose_speed(CPU, "auto", None)
+    assert (speed.bf16, speed.channels_last) == (False, False)
+    assert speed.describe() == "fp32 (auto: bf16 not native on this CPU: no avx512_bf16)"
+
+
+def test_auto_on_a_cpu_with_native_bf16_is_bf16_and_channels_last(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_bf16_native", lambda: (True, "bf16 native on this CPU: avx512_bf16"))
+    speed = choose_speed(CPU, "auto", None)
+    assert (speed.bf16, speed.channels_last) == (True, True)
+    assert speed.describe() == "bf16, channels_last (auto: bf16 native on this CPU: avx512_bf16)"
+    # What is configured explicitly wins over the detection.
+    assert choose_speed(CPU, "fp32", None) == device_module.Speed(False, False, "as configured")
+    assert choose_speed(CPU, "auto", False).channels_last is False
+
+
+def test_auto_is_bf16_and_channels_last_on_cuda_and_fp32_on_an_apple_gpu(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_bf16_native", lambda: pytest.fail("a GPU needs no CPU detection"))
+    assert choose_speed(torch.device("cuda"), "auto", None) == device_module.Speed(True, True, "auto: CUDA")
+    assert choose_speed(torch.device("mps"), "auto", None).bf16 is False
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, native", [(True, False, True), (False, True, True), (False, False, False)])
+def test_an_x86_cpu_computes_bf16_natively_only_with_avx512_bf16_or_amx(monkeypatch, avx512_bf16, amx, native):
+    """oneDNN's own check is true on any AVX-512 CPU, where it emulates bf16 (slower than fp32)."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(device_module.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    got, why = cpu_bf16_native()
+    assert got is native and ("not native" in why) is not native
+
+
+def test_without_onednn_bf16_there_is_no_native_bf16(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert cpu_bf16_native() == (False, "bf16 not supported by oneDNN on this CPU")

@@ -25,6 +25,21 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 
+def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two channel halves of the state, each dense in the state's memory layout.
+
+    A channel slice of a channels_last tensor is strided in every dimension, and the CPU's BatchNorm has no fast
+    kernel for it: on such a half of RevNet-38's 32-channel state (batch 128, 28x28) a BatchNorm forward and
+    backward took 650 ms instead of 34 ms once copied, which made RevNet's bf16 + channels_last step only 1.2x
+    faster than float32. The copy costs less than a single BatchNorm.
+    """
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if not channels_last:
+        return x.chunk(2, dim=1)
+    x1, x2 = x.chunk(2, dim=1)
+    return x1.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
+
+
 class ReversibleBlock(nn.Module):
     """``y1 = P1 x1 + F(x2); y2 = P2 x2 + G(y1)`` on the two channel halves of the state (Gomez et al. 2017).
 
@@ -47,7 +62,7 @@ class ReversibleBlock(nn.Module):
         return isinstance(self.shortcut1, nn.Identity) and isinstance(self.shortcut2, nn.Identity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = x.chunk(2, dim=1)
+        x1, x2 = halves(x)
         y1 = self.shortcut1(x1) + self.f(x2)
         y2 = self.shortcut2(x2) + self.g(y1)
         return torch.cat((y1, y2), dim=1)
@@ -56,7 +71,7 @@ class ReversibleBlock(nn.Module):
         """``x2 = y2 - G(y1); x1 = y1 - F(x2)``: the input that :meth:`forward` maps to ``y``."""
         if not self.invertible:
             raise ValueError("a reversible block with a non-identity shortcut (a transition) has no inverse")
-        y1, y2 = y.chunk(2, dim=1)
+        y1, y2 = halves(y)
         x2 = y2 - self.g(y1)
         x1 = y1 - self.f(x2)
         return torch.cat((x1, x2), dim=1)
@@ -234,8 +249,8 @@ class _ReversibleRun(torch.autograd.Function):
             for block, (f_state, g_state) in zip(reversed(ctx.blocks), reversed(ctx.rng), strict=True):
                 f_params = [p for p in block.f.parameters() if id(p) in index]
                 g_params = [p for p in block.g.parameters() if id(p) in index]
-                y1, y2 = y.detach().chunk(2, dim=1)
-                dy1, dy2 = dy.chunk(2, dim=1)
+                y1, y2 = halves(y.detach())
+                dy1, dy2 = halves(dy)
                 with _buffers_kept(block.f), _buffers_kept(block.g), torch.enable_grad():
                     # Invert the block, keeping the graphs of G(y1) and F(x2) for the gradients.
                     y1 = y1.requires_grad_()

@@ -110,10 +110,13 @@ class TrainConfig:
     #: stop when the validation metric has not improved for this many epochs (needs data.val_fraction > 0)
     early_stop_patience: int | None = None
     early_stop_metric: Literal["val_acc", "val_loss"] = "val_acc"
-    #: "auto" = bf16 autocast on CUDA, fp32 on the CPU
+    #: "auto" = bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX, Arm BF16), else fp32;
+    #: the summary's precision says what was chosen and why
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    #: None = on CUDA only
+    #: None = on CUDA, and on the CPU when training in bf16
     channels_last: bool | None = None
+    #: test-time augmentation: score the mean of the softmax of each test image and its horizontal flip
+    tta_flip: bool = False
     compile: bool = False
     seed: int = 0
     device: str = "auto"

@@ -28,6 +28,7 @@ import copy
 import dataclasses
 import datetime
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, nullcontext
@@ -43,7 +44,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from resdyn import version as provenance
 from resdyn.analysis.profile import mult_adds
 from resdyn.data import Augment, DatasetInfo, DeviceLoader, Resize, Split, load_dataset, split_validation, take
-from resdyn.device import describe_device, peak_memory_bytes, reset_peak_memory, resolve_device
+from resdyn.device import Speed, choose_speed, describe_device, peak_memory_bytes, reset_peak_memory, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.errors import ResdynError
 from resdyn.metrics import extra_loss, model_metrics
@@ -147,7 +148,7 @@ def train_steps(loader: DeviceLoader, world: World) -> int:
 @dataclass
 class Parts:
     """What trains: the model, the callable that runs it (compiled and/or data-parallel), the optimiser, the
-    weight averages, the loss, and the precision."""
+    weight averages, the loss, and the precision and memory layout."""
 
     model: nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor]
@@ -156,21 +157,25 @@ class Parts:
     swa: AveragedModel | None
     penalised: list[nn.Parameter]
     criterion: nn.Module
-    bf16: bool
+    speed: Speed
+
+    @property
+    def bf16(self) -> bool:
+        return self.speed.bf16
 
     def autocast(self, device: torch.device) -> Any:
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
 
-def build_parts(config: Config, info: DatasetInfo, device: torch.device, channels_last: bool, world: World) -> Parts:
+def build_parts(config: Config, info: DatasetInfo, device: torch.device, speed: Speed, world: World) -> Parts:
     """Build the model from the registry, its optimiser and weight averages (consuming the seeded RNG in a fixed
-    order, which exact resume relies on)."""
+    order, which exact resume relies on), in ``speed``'s memory layout."""
     tc = config.train
     model = build_model(config.model.name, info.in_channels, info.num_classes, **config.model.options)
     if tc.sync_bn:
         model = sync_batchnorm(model)
     model = model.to(device)
-    if channels_last:
+    if speed.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config.optim)
     ema = (
@@ -185,9 +190,8 @@ def build_parts(config: Config, info: DatasetInfo, device: torch.device, channel
                                           find_unused_parameters=True)
     if tc.compile:
         forward = torch.compile(forward)
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and device.type == "cuda")
     criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
-    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, bf16)
+    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, speed)
 
 
 # -- start or resume --------------------------------------------------------------------------------------
@@ -369,11 +373,21 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 # -- evaluation -------------------------------------------------------------------------------------------
+def predict(model: nn.Module, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """Log-probabilities of the classes of ``x`` (float32); with ``flip`` (test-time augmentation), the log of
+    the mean of the softmax of each image and of its horizontal mirror image."""
+    log_p = torch.log_softmax(model(x).float(), dim=1)
+    if not flip:
+        return log_p
+    log_p_flipped = torch.log_softmax(model(x.flip(3)).float(), dim=1)
+    return torch.logaddexp(log_p, log_p_flipped) - math.log(2)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any],
-             world: World | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``loader`` (each process scores its part of every batch, and the
-    sums are added up); one host sync at the end."""
+             world: World | None = None, flip: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``loader`` of :func:`predict` (each process scores its part of every
+    batch, and the sums are added up); one host sync at the end."""
     world = world or World()
     model.eval()
     loss_sum = torch.zeros((), device=loader.device)
@@ -383,9 +397,9 @@ def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any]
         if len(y) == 0:
             continue
         with autocast():
-            logits = model(x)
-        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
+            log_p = predict(model, x, flip)
+        loss_sum += nn.functional.nll_loss(log_p, y, reduction="sum")
+        correct += (log_p.argmax(1) == y).sum()
         count += len(y)
     if world.size > 1:
         world.sum_(loss_sum)
@@ -394,18 +408,20 @@ def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any]
     return loss_sum.item() / count, correct.item() / count
 
 
-def evaluate_epoch(parts: Parts, data: Data, stats: EpochStats, epoch: int, step: int, device: torch.device,
-                   world: World) -> EpochRecord:
-    """The epoch's record: the scored weights (the EMA's when there is one) on test and validation data, and
-    what the model reports about itself."""
+def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, epoch: int, step: int,
+                   device: torch.device, world: World) -> EpochRecord:
+    """The epoch's record: the scored weights (the EMA's when there is one) on test and validation data (with
+    ``train.tta_flip``, each image's prediction averaged with its mirror image's), and what the model reports
+    about itself."""
     scored = parts.ema.module if parts.ema is not None else parts.model
     autocast = functools.partial(parts.autocast, device)
     t1 = time.perf_counter()
-    test_loss, test_acc = evaluate(scored, data.test, autocast, world)
-    val_loss, val_acc = evaluate(scored, data.val, autocast, world) if data.val is not None else (None, None)
+    flip = config.train.tta_flip
+    test_loss, test_acc = evaluate(scored, data.test, autocast, world, flip)
+    val_loss, val_acc = evaluate(scored, data.val, autocast, world, flip) if data.val is not None else (None, None)
     return EpochRecord(
         epoch=epoch, step=step, lr=stats.lr, train_loss=stats.train_loss, train_acc=stats.train_acc,
-        test_loss=test_loss, test_acc=test_acc, val_loss=val_loss, val_acc=val_acc,
+        test_loss=test_loss, test_acc=test_acc, val_loss=val_loss, val_acc=val_acc, tta="flip" if flip else None,
         # Reporting may reset a module's counters (an ODE block's NFE), so read it once and keep the result.
         model=world.mean_metrics(model_metrics(parts.model)),
         epoch_time_s=stats.time_s, eval_time_s=time.perf_counter() - t1, images_per_s=stats.images / stats.time_s,
@@ -454,9 +470,9 @@ def train(
                 progress.message(f"took over the lock of {run.path} left by a training that is gone ({took_over})")
         # Read (and check) the checkpoint before the data, so that a damaged one is named at once.
         checkpoint = _on_main(world, lambda: run.load_checkpoint(map_location="cpu")) if resume else None
-        channels_last = tc.channels_last if tc.channels_last is not None else device.type == "cuda"
-        data = load_data(config, device, channels_last)
-        parts = build_parts(config, data.info, device, channels_last, world)
+        speed = choose_speed(device, tc.precision, tc.channels_last)
+        data = load_data(config, device, speed.channels_last)
+        parts = build_parts(config, data.info, device, speed, world)
         if world.size > 1:
             # Every process built the same initial weights; the model's own random draws must differ by rank.
             torch.manual_seed(_rank_seed(tc.seed, world.rank, 0))
@@ -470,7 +486,7 @@ def train(
         last: EpochRecord | None = None
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress, board)
-            last = evaluate_epoch(parts, data, stats, epoch, state.step, device, world)
+            last = evaluate_epoch(config, parts, data, stats, epoch, state.step, device, world)
             state.epoch = epoch
             state.best_test_acc = max(state.best_test_acc, last.test_acc)
             if tc.early_stop_patience is not None:
@@ -524,7 +540,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         if best is not None:
             model.load_state_dict(best[0])
             final, final_kind = model, f"best_val_epoch_{best[1]}"
-    test_loss, test_acc = evaluate(final, data.test, functools.partial(parts.autocast, device), world)
+    test_loss, test_acc = evaluate(final, data.test, functools.partial(parts.autocast, device), world, tc.tta_flip)
     final_metrics = world.mean_metrics(model_metrics(final))
     if not world.is_main:
         return world.broadcast(None)
@@ -544,7 +560,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         images_per_s=(sum(m.images_per_s for m in metrics) / len(metrics)) if metrics else None,
         peak_memory_bytes=peak, peak_memory_kind=peak_kind,
         checkpoint_bytes=run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
-        device=describe_device(device), precision="bf16" if parts.bf16 else "fp32",
+        device=describe_device(device), precision=parts.speed.describe(), tta="flip" if tc.tta_flip else None,
         seed=tc.seed, torch=torch.__version__, commit=state.versions[0], commits=state.versions,
         command=command,
         # On a copy: counting runs a forward pass, which must not touch the final model's counters.

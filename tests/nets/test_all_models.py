@@ -34,3 +34,20 @@ def test_every_registered_model_trains_one_step(name):
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{pname} received no gradient"
         assert torch.isfinite(p.grad).all(), f"{pname} has a non-finite gradient"
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_every_registered_model_trains_one_step_in_bf16_and_channels_last(name):
+    """What train.precision = "auto" chooses on a CPU with native bf16 (and on CUDA): bf16 autocast, channels_last.
+    The parameters and their gradients stay float32."""
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=1, num_classes=10).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 1, 16, 16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor([1, 7]))
+    assert logits.shape == (2, 10) and torch.isfinite(loss)
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} received no gradient"
+        assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), f"{pname}: {p.grad.dtype}"

@@ -123,3 +123,20 @@ def test_odenet_learns_fashion_mnist_and_logs_nfe(tmp_path):
     assert "nfe_eval_mean" in summary  # the final evaluation's statistics
     for key in ("nfe_forward_mean", "nfe_forward_max", "nfe_backward_mean", "nfe_backward_max"):
         assert summary[key] == record[key]  # the last epoch's training statistics
+
+
+def test_group_norm_of_a_channels_last_cpu_tensor_is_that_of_its_contiguous_copy_and_stays_channels_last():
+    from resdyn.fields import group_norm
+
+    torch.manual_seed(0)
+    norm = group_norm(8)
+    x = torch.randn(3, 8, 5, 5)
+    xc = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    y, yc = norm(x.requires_grad_()), norm(xc)
+    assert yc.is_contiguous(memory_format=torch.channels_last) and not yc.is_contiguous()
+    torch.testing.assert_close(yc, y)
+    weights = torch.randn_like(y)
+    (y * weights).sum().backward()
+    (yc * weights).sum().backward()
+    torch.testing.assert_close(xc.grad, x.grad)
+    assert list(norm.state_dict()) == ["weight", "bias"]  # an nn.GroupNorm's keys: checkpoints load

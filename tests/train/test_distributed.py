@@ -37,7 +37,9 @@ from resdyn.train.progress import Progress
 WORKER = Path(__file__).with_name("ddp_worker.py")
 COMMON = ["data.name=digits", "data.limit_train=93", "data.limit_test=128", "data.crop_padding=1",
           "data.flip=true", "train.batch_size=64", "train.eval_batch_size=128", "train.device=cpu",
-          "train.progress=off", "train.epochs=2", "optim.lr=0.05", "schedule.name=constant"]
+          "train.progress=off", "train.epochs=2", "optim.lr=0.05", "schedule.name=constant",
+          # float32: the comparisons below are at float32's tolerance (auto is bf16 on a CPU with native bf16)
+          "train.precision=fp32"]
 RESNET = [*COMMON, "model.name=resnet20", "train.sync_bn=true"]
 ODENET = [*COMMON, "model.name=odenet", 'model.options.method="rk4"', "model.options.step_size=0.5",
           "model.options.width=16"]

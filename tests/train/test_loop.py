@@ -58,7 +58,9 @@ def test_real_fashion_mnist_run_learns(tmp_path):
 
 
 def test_run_folder_contents(tmp_path):
-    config = small("train.epochs=2")
+    # float32: the accuracy bound below is float32's; in bf16 this 2-epoch run's BatchNorm running statistics lag
+    # its weights more (54% instead of 84% on one try; 91% and 92% once the statistics are recomputed)
+    config = small("train.epochs=2", "train.precision=fp32")
     summary = train(config, tmp_path, progress=QUIET, command="resdyn train ...")
     run = RunDir(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "config.toml", "metrics.jsonl", "summary.json"]

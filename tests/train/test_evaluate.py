@@ -1,0 +1,80 @@
+"""Evaluation: test-time flip averages the softmax of each image and its mirror image, and a run says what it
+used (its precision, and whether the scores are flipped)."""
+
+from contextlib import nullcontext
+
+import pytest
+import torch
+from torch import nn
+
+from resdyn import device as device_module
+from resdyn.data import DatasetInfo, DeviceLoader, Split
+from resdyn.runs import RunDir
+from resdyn.train.config import Config, apply_overrides
+from resdyn.train.loop import evaluate, predict, train
+from resdyn.train.progress import Progress
+
+INFO = DatasetInfo("toy", 3, 1, (4, 6), (0.5,), (0.25,), ("a", "b", "c"))
+
+
+def loader() -> DeviceLoader:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (10, 1, 4, 6), dtype=torch.uint8, generator=generator)
+    return DeviceLoader(Split(images, torch.randint(0, 3, (10,), generator=generator)), INFO, batch_size=4)
+
+
+def linear_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(24, 3))
+
+
+def test_a_model_blind_to_mirroring_scores_the_same_with_and_without_the_flip():
+    torch.manual_seed(0)
+    symmetric = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 3))
+    plain = evaluate(symmetric, loader(), nullcontext)
+    flipped = evaluate(symmetric, loader(), nullcontext, flip=True)
+    assert flipped[1] == plain[1]
+    assert flipped[0] == pytest.approx(plain[0], rel=1e-6)
+
+
+def test_the_flip_scores_the_mean_of_the_two_softmaxes():
+    model = linear_model().eval()
+    x, y = next(iter(loader()))
+    with torch.no_grad():
+        mean = (model(x).softmax(1) + model(x.flip(3)).softmax(1)) / 2
+        torch.testing.assert_close(predict(model, x, flip=True), mean.log())
+    # The whole loader: the loss and accuracy of that mean, not of either prediction alone.
+    xs, ys = zip(*loader(), strict=True)
+    x, y = torch.cat(xs), torch.cat(ys)
+    with torch.no_grad():
+        mean = (model(x).softmax(1) + model(x.flip(3)).softmax(1)) / 2
+        plain = model(x)
+    loss, acc = evaluate(model, loader(), nullcontext, flip=True)
+    assert loss == pytest.approx(nn.functional.nll_loss(mean.log(), y).item(), rel=1e-5)
+    assert acc == (mean.argmax(1) == y).float().mean().item()
+    assert loss != pytest.approx(nn.functional.cross_entropy(plain, y).item(), rel=1e-3)
+
+
+# ResNet-8 on scikit-learn's 8x8 digits, one short epoch.
+TINY = ["model.name=resnet", "model.options.depth=8", "data.name=digits", "data.limit_train=256",
+        "data.limit_test=128", "train.epochs=1", "train.batch_size=64", "train.device=cpu", "train.progress=off"]
+
+
+def tiny(*overrides: str) -> Config:
+    return apply_overrides(Config(), TINY + list(overrides))
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_a_cpu_run_trains_in_bf16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch, native):
+    why = "bf16 native on this CPU: test" if native else "bf16 not native on this CPU: test"
+    monkeypatch.setattr(device_module, "cpu_bf16_native", lambda: (native, why))
+    summary = train(tiny(), tmp_path, progress=Progress("off"))
+    expected = f"bf16, channels_last (auto: {why})" if native else f"fp32 (auto: {why})"
+    assert summary.precision == expected
+    assert summary.tta is None and RunDir(tmp_path).read_metrics()[0].tta is None
+
+
+def test_a_run_with_the_flip_says_so_in_its_summary_and_metrics(tmp_path):
+    summary = train(tiny("train.tta_flip=true", "train.precision=fp32"), tmp_path, progress=Progress("off"))
+    assert summary.tta == "flip" and summary.precision == "fp32 (as configured)"
+    assert [m.tta for m in RunDir(tmp_path).read_metrics()] == ["flip"]
