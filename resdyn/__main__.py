@@ -1,3 +1,4 @@
 from resdyn.cli import main
+from resdyn.distributed import exit_process
 
-raise SystemExit(main())
+exit_process(main())

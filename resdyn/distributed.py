@@ -10,8 +10,9 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -89,6 +90,28 @@ def _leave_world() -> None:
         dist.destroy_process_group()
 
 
+def exit_process(code: int | str | None) -> NoReturn:
+    """End this process as ``raise SystemExit(code)`` would (None: status 0; a message: printed, status 1).
+
+    A process that joined a world runs Python's clean-up (the atexit functions, which leave the process group;
+    buffered output) and then ends at once (``os._exit``), without the C++ static destructors, among which gloo's
+    threads could still abort a finished rank ("terminate called without an active exception", SIGABRT) on a loaded
+    machine even after the group was left. Any other process exits as usual.
+    """
+    if not _joined:
+        raise SystemExit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+_joined = False
+
+
 def join_world(device_type: str) -> World:
     """Join the processes ``torchrun`` started (its RANK, WORLD_SIZE and LOCAL_RANK variables), with NCCL between
     GPUs and gloo otherwise; without ``torchrun`` this process is the whole world."""
@@ -103,6 +126,8 @@ def join_world(device_type: str) -> World:
         # A process group still alive at interpreter exit can abort the process ("terminate called without an
         # active exception", SIGABRT from gloo's threads), failing a run that had finished: leave it first.
         atexit.register(_leave_world)
+        global _joined
+        _joined = True
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 

@@ -7,6 +7,7 @@ processes right after an epoch's checkpoint (as a kill would, but at a known mom
 import json
 import sys
 
+from resdyn.distributed import exit_process
 from resdyn.train.config import Config, apply_overrides
 from resdyn.train.loop import train
 from resdyn.train.progress import Progress
@@ -26,4 +27,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as e:
+        exit_process(e.code)
+    exit_process(0)
