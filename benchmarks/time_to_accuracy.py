@@ -138,7 +138,7 @@ def main() -> None:
     if args.plain_worker:
         plain_worker(args)
         return
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else []
     baseline = [int(s) for s in args.baseline_seeds.split(",")] if args.baseline_seeds else []
     runs = []
     # Interleave: a machine's drift over the benchmark falls on both loops.
