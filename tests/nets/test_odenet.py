@@ -19,14 +19,7 @@ from resdyn.train.progress import Progress
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """An ODE solve is many small operations; on a shared 2-core machine a second thread stalls at every one of
-    them (the learning run below: 8 s on one thread, 300 s on two, with another process busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,7 @@ from resdyn.schemes import SCHEMES, Scheme
 OWN_BODY = {"fractal", "ode", "reversible"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: a second thread only adds a barrier per operation, which stalls whenever another process
-    holds a core (as in tests/schemes/test_ode.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def refusal(scheme: str, preact: bool) -> str | None:

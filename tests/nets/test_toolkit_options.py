@@ -17,12 +17,7 @@ from resdyn.schemes import SCHEMES
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def train_step(model: nn.Module, channels: int = 1) -> dict[str, torch.Tensor]:

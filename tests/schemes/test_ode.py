@@ -16,14 +16,7 @@ from resdyn.schemes.ode import ADAPTIVE_METHODS, FIXED_METHODS, ODE, ODEBlock, O
 f64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These solves are thousands of tiny operations: a second thread only adds a barrier per operation, which
-    stalls for a scheduler quantum whenever another process holds a core (measured: 386 s instead of 4 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class LinearField(nn.Module):

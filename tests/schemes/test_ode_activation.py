@@ -20,12 +20,7 @@ RTOL = 1e-4
 SMOOTH = ["softplus", "tanh", "silu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def gradient(activation: str, adjoint: bool) -> torch.Tensor:
