@@ -93,12 +93,12 @@ def _leave_world() -> None:
 def exit_process(code: int | str | None) -> NoReturn:
     """End this process as ``raise SystemExit(code)`` would (None: status 0; a message: printed, status 1).
 
-    A process that joined a world runs Python's clean-up (the atexit functions, which leave the process group;
-    buffered output) and then ends at once (``os._exit``), without the C++ static destructors, among which gloo's
-    threads could still abort a finished rank ("terminate called without an active exception", SIGABRT) on a loaded
-    machine even after the group was left. Any other process exits as usual.
+    A process in a process group (one that joined a world) runs Python's clean-up (the atexit functions, which
+    leave the group; buffered output) and then ends at once (``os._exit``), without the C++ static destructors,
+    among which gloo's threads could still abort a finished rank ("terminate called without an active
+    exception", SIGABRT) on a loaded machine even after the group was left. Any other process exits as usual.
     """
-    if not _joined:
+    if not (dist.is_available() and dist.is_initialized()):
         raise SystemExit(code)
     if isinstance(code, str):
         print(code, file=sys.stderr)
@@ -107,9 +107,6 @@ def exit_process(code: int | str | None) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code or 0)
-
-
-_joined = False
 
 
 def join_world(device_type: str) -> World:
@@ -126,8 +123,6 @@ def join_world(device_type: str) -> World:
         # A process group still alive at interpreter exit can abort the process ("terminate called without an
         # active exception", SIGABRT from gloo's threads), failing a run that had finished: leave it first.
         atexit.register(_leave_world)
-        global _joined
-        _joined = True
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
