@@ -53,9 +53,9 @@ def plain_worker(args: argparse.Namespace) -> None:
     model = build_model(config.model.name, info.in_channels, info.num_classes, **config.model.options).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=oc.lr, momentum=oc.momentum, nesterov=oc.nesterov,
                           weight_decay=oc.weight_decay)
-    if not dc.augment or dc.crop_padding != 4 or dc.resize or dc.crop:
-        raise SystemExit("the plain loop implements pad-4 crops (and flips) only")
-    train_set = PerImageData(train_split, info.mean[0], info.std[0], flip=dc.flip)
+    if not dc.augment or dc.resize or dc.crop:
+        raise SystemExit("the plain loop implements padded crops (and flips) only")
+    train_set = PerImageData(train_split, info.mean[0], info.std[0], flip=dc.flip, padding=dc.crop_padding)
     loader = DataLoader(train_set, tc.batch_size, shuffle=True, num_workers=args.workers,
                         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
     steps_per_epoch = len(loader)

@@ -76,11 +76,12 @@ def bench_data(name: str, data_dir: str | None, synthetic: bool) -> tuple[Datase
 
 
 class PerImageData(TorchDataset):
-    """The tutorial pipeline: each image padded by 4 and randomly cropped back, flipped horizontally with
-    probability 1/2 when ``flip``, and normalised, on the CPU, one at a time, as torchvision's transforms do."""
+    """The tutorial pipeline: each image padded by ``padding`` (4 unless told) and randomly cropped back, flipped
+    horizontally with probability 1/2 when ``flip``, and normalised, on the CPU, one at a time, as torchvision's
+    transforms do."""
 
-    def __init__(self, split: Split, mean: float, std: float, flip: bool) -> None:
-        self.split, self.mean, self.std, self.flip = split, mean, std, flip
+    def __init__(self, split: Split, mean: float, std: float, flip: bool, padding: int = PADDING) -> None:
+        self.split, self.mean, self.std, self.flip, self.padding = split, mean, std, flip, padding
 
     def __len__(self) -> int:
         return len(self.split.labels)
@@ -88,8 +89,8 @@ class PerImageData(TorchDataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.split.images[i].float() / 255
         size = x.shape[-1]
-        x = nn.functional.pad(x, (PADDING,) * 4)
-        dy, dx = torch.randint(0, 2 * PADDING + 1, (2,)).tolist()
+        x = nn.functional.pad(x, (self.padding,) * 4)
+        dy, dx = torch.randint(0, 2 * self.padding + 1, (2,)).tolist()
         x = x[:, dy : dy + size, dx : dx + size]
         if self.flip and torch.rand(()) < 0.5:
             x = x.flip(2)

@@ -127,11 +127,12 @@ class EpochRecord:
     lr: float
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float
     epoch_time_s: float
     eval_time_s: float
     images_per_s: float
+    #: None on the epochs that ``train.eval_every`` skips
+    test_loss: float | None = None
+    test_acc: float | None = None
     val_loss: float | None = None
     val_acc: float | None = None
     #: test-time augmentation of the test and validation scores: "flip" (train.tta_flip), or None

@@ -80,3 +80,23 @@ def test_bench_json_writes_a_row_per_model_with_positive_ratios(tmp_path, capsys
 def test_bench_refuses_bad_options_before_measuring(flags, message, capsys):
     assert main(["bench", "--synthetic", "--device", "cpu", *flags]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_the_per_image_pipeline_crops_within_its_padding(padding):
+    from resdyn.data import Split
+    images = torch.randint(1, 256, (64, 1, 6, 6), dtype=torch.uint8)
+    data = bench.PerImageData(Split(images, torch.zeros(64, dtype=torch.long)), 0.0, 1.0, flip=False,
+                              padding=padding)
+    torch.manual_seed(0)
+    shifts = set()
+    for i in range(64):
+        x, _ = data[i]
+        original = images[i, 0].float() / 255
+        # a crop of the zero-padded image: find the offset at which it equals the original's overlap
+        found = [(dy, dx) for dy in range(-padding, padding + 1) for dx in range(-padding, padding + 1)
+                 if torch.equal(x[0], torch.nn.functional.pad(original, (padding,) * 4)[
+                     padding + dy : padding + dy + 6, padding + dx : padding + dx + 6])]
+        assert len(found) == 1
+        shifts.add(found[0])
+    assert max(max(abs(dy), abs(dx)) for dy, dx in shifts) == padding

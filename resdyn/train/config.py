@@ -117,6 +117,9 @@ class TrainConfig:
     channels_last: bool | None = None
     #: test-time augmentation: score the mean of the softmax of each test image and its horizontal flip
     tta_flip: bool = False
+    #: score the test (and validation) data after every this many epochs and after the last one; the epochs
+    #: between have no test scores in metrics.jsonl (a fixed-length run spends the time on training instead)
+    eval_every: int = 1
     compile: bool = False
     seed: int = 0
     device: str = "auto"
@@ -156,7 +159,10 @@ class Config:
             raise ConfigError("train.early_stop_patience needs a validation split: set data.val_fraction > 0")
         if not 0 <= self.data.val_fraction < 1:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        if self.train.eval_every > 1 and self.train.early_stop_patience is not None:
+            raise ConfigError("train.early_stop_patience counts epochs of validation scores: it needs "
+                              f"train.eval_every = 1, got {self.train.eval_every}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
         if self.train.ema_decay is not None and not 0 < self.train.ema_decay < 1:

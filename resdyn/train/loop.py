@@ -416,9 +416,13 @@ def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, 
     scored = parts.ema.module if parts.ema is not None else parts.model
     autocast = functools.partial(parts.autocast, device)
     t1 = time.perf_counter()
-    flip = config.train.tta_flip
-    test_loss, test_acc = evaluate(scored, data.test, autocast, world, flip)
-    val_loss, val_acc = evaluate(scored, data.val, autocast, world, flip) if data.val is not None else (None, None)
+    tc = config.train
+    flip = tc.tta_flip
+    test_loss = test_acc = val_loss = val_acc = None
+    if epoch % tc.eval_every == 0 or epoch == tc.epochs:
+        test_loss, test_acc = evaluate(scored, data.test, autocast, world, flip)
+        if data.val is not None:
+            val_loss, val_acc = evaluate(scored, data.val, autocast, world, flip)
     return EpochRecord(
         epoch=epoch, step=step, lr=stats.lr, train_loss=stats.train_loss, train_acc=stats.train_acc,
         test_loss=test_loss, test_acc=test_acc, val_loss=val_loss, val_acc=val_acc, tta="flip" if flip else None,
@@ -488,7 +492,8 @@ def train(
             stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress, board)
             last = evaluate_epoch(config, parts, data, stats, epoch, state.step, device, world)
             state.epoch = epoch
-            state.best_test_acc = max(state.best_test_acc, last.test_acc)
+            if last.test_acc is not None:
+                state.best_test_acc = max(state.best_test_acc, last.test_acc)
             if tc.early_stop_patience is not None:
                 stopped_early = state.early_stop.update(getattr(last, tc.early_stop_metric), epoch,
                                                         tc.early_stop_metric == "val_acc", tc.early_stop_patience)
@@ -540,7 +545,12 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         if best is not None:
             model.load_state_dict(best[0])
             final, final_kind = model, f"best_val_epoch_{best[1]}"
-    test_loss, test_acc = evaluate(final, data.test, functools.partial(parts.autocast, device), world, tc.tta_flip)
+    if final_kind in ("ema", "last") and last is not None and last.test_acc is not None and last.epoch == state.epoch:
+        # The last epoch scored these very weights already (a run resumed after its last epoch has no record).
+        test_loss, test_acc = last.test_loss, last.test_acc
+    else:
+        test_loss, test_acc = evaluate(final, data.test, functools.partial(parts.autocast, device), world,
+                                       tc.tta_flip)
     final_metrics = world.mean_metrics(model_metrics(final))
     if not world.is_main:
         return world.broadcast(None)
@@ -579,7 +589,8 @@ def _epoch_line(r: EpochRecord) -> str:
     parts = [f"train loss {r.train_loss:.4f} acc {r.train_acc:.4f}"]
     if r.val_acc is not None:
         parts.append(f"val acc {r.val_acc:.4f}")
-    parts.append(f"test loss {r.test_loss:.4f} acc {r.test_acc:.4f}")
+    if r.test_acc is not None:
+        parts.append(f"test loss {r.test_loss:.4f} acc {r.test_acc:.4f}")
     parts.append(f"lr {r.lr:.3g}  {r.epoch_time_s:.1f}s  {r.images_per_s:.0f} img/s")
     return " | ".join(parts)
 

@@ -78,3 +78,26 @@ def test_a_run_with_the_flip_says_so_in_its_summary_and_metrics(tmp_path):
     summary = train(tiny("train.tta_flip=true", "train.precision=fp32"), tmp_path, progress=Progress("off"))
     assert summary.tta == "flip" and summary.precision == "fp32 (as configured)"
     assert [m.tta for m in RunDir(tmp_path).read_metrics()] == ["flip"]
+
+
+def test_eval_every_scores_every_kth_epoch_and_the_last_and_the_summary_is_the_last_score(tmp_path):
+    from resdyn import build_model
+    from resdyn.errors import ConfigError
+    from resdyn.train.loop import load_data
+    config = tiny("train.epochs=3", "train.eval_every=2", "train.precision=fp32", "train.tta_flip=true")
+    summary = train(config, tmp_path, progress=Progress("off"))
+    records = RunDir(tmp_path).read_metrics()
+    assert [m.test_acc is not None for m in records] == [False, True, True]
+    assert records[0].test_loss is None and "test_acc" not in records[0].to_json()
+    # The summary reuses the last epoch's score of the same weights: an independent evaluation of the
+    # checkpoint's weights gives the very same numbers.
+    assert (summary.test_acc, summary.test_loss) == (records[2].test_acc, records[2].test_loss)
+    model = build_model("resnet", 1, 10, depth=8)
+    model.load_state_dict(RunDir(tmp_path).load_checkpoint().model)
+    data = load_data(config, torch.device("cpu"), channels_last=False)
+    loss, acc = evaluate(model, data.test, nullcontext, flip=True)
+    assert acc == summary.test_acc and loss == pytest.approx(summary.test_loss, rel=1e-6)
+    with pytest.raises(ConfigError, match="eval_every = 1"):
+        tiny("train.eval_every=2", "train.early_stop_patience=2", "data.val_fraction=0.1").validate()
+    with pytest.raises(ConfigError, match="eval_every must be at least 1"):
+        tiny("train.eval_every=0").validate()
