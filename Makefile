@@ -43,7 +43,7 @@ data:
 
 # The main job: ResNet-20, LM-ResNet-20, RevNet-38 and the ODENet on Fashion-MNIST, then the comparison
 # report (table in the terminal, runs/demo/report/report.html). On a GPU suites/demo-fashion-mnist (60k
-# images, 15 epochs each); on a CPU suites/demo-fashion-mnist-cpu (10k images, 3 epochs: a few minutes on two
+# images, 15 epochs each); on a CPU suites/demo-fashion-mnist-cpu (8k images, 3 epochs: a few minutes on two
 # cores). Running it again skips the finished runs and resumes an interrupted one.
 DEMO_OUT ?= runs/demo
 DEMO_SUITE ?= suites/demo-fashion-mnist

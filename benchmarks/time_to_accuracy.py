@@ -2,14 +2,14 @@
 same recipe, each in a fresh process, on the same device, one after the other.
 
     PYTHONPATH=. python3 benchmarks/time_to_accuracy.py --recipe fashion-mnist-fast --seeds 0,1,2 \
-        --baseline-seeds 0 --target 0.94 --out benchmarks/results/time_to_accuracy_cpu.json
+        --baseline-seeds 0 --target 0.94 --out benchmarks/results/time_to_accuracy_cpu/result.json
 
 The clock of each run starts before its interpreter is launched and stops when the process exits, so it counts
-Python's start-up, imports, data loading, every epoch's evaluation (resdyn's; the plain loop evaluates once, at
-the end) and writing the run folder. The plain loop is the tutorial shape: a Dataset that pads, crops and flips
-one image at a time on the CPU, a DataLoader, fp32, NCHW; it takes from the recipe the model (built by resdyn, so
-both train the same network from the same seed), optimiser, per-step learning-rate schedule, label smoothing,
-weight EMA and test-time flip, so the two differ in the loop only.
+Python's start-up, imports, data loading, the evaluations the recipe asks for (resdyn's, every ``train.eval_every``
+epochs; the plain loop evaluates once, at the end) and writing the run folder. The plain loop is the tutorial shape:
+a Dataset that pads, crops and flips one image at a time on the CPU, a DataLoader, fp32, NCHW; it takes from the
+recipe the model (built by resdyn, so both train the same network from the same seed), optimiser, per-step
+learning-rate schedule, label smoothing, weight EMA and test-time flip, so the two differ in the loop only.
 """
 
 from __future__ import annotations

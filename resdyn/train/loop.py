@@ -545,7 +545,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         if best is not None:
             model.load_state_dict(best[0])
             final, final_kind = model, f"best_val_epoch_{best[1]}"
-    if final_kind in ("ema", "last") and last is not None and last.test_acc is not None and last.epoch == state.epoch:
+    if final_kind in ("ema", "last") and last is not None and last.test_acc is not None:
         # The last epoch scored these very weights already (a run resumed after its last epoch has no record).
         test_loss, test_acc = last.test_loss, last.test_acc
     else:
