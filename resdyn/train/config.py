@@ -117,6 +117,9 @@ class TrainConfig:
     channels_last: bool | None = None
     #: test-time augmentation: score the mean of the softmax of each test image and its horizontal flip
     tta_flip: bool = False
+    #: after the last epoch, replace the scored weights' BatchNorm running statistics (an exponential average
+    #: that lags behind the final weights) by their average over this many training images (None = keep them)
+    recompute_bn: int | None = None
     #: score the test (and validation) data after every this many epochs and after the last one; the epochs
     #: between have no test scores in metrics.jsonl (a fixed-length run spends the time on training instead)
     eval_every: int = 1
@@ -165,6 +168,9 @@ class Config:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
+        if self.train.recompute_bn is not None and self.train.recompute_bn < 1:
+            raise ConfigError(f"train.recompute_bn must be at least 1 image (leave it out to keep the running "
+                              f"statistics), got {self.train.recompute_bn}")
         if self.train.ema_decay is not None and not 0 < self.train.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in (0, 1), got {self.train.ema_decay}")
         for name in ("resize", "crop"):

@@ -408,6 +408,50 @@ def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any]
     return loss_sum.item() / count, correct.item() / count
 
 
+def recompute_batchnorm(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any], images: int,
+                        world: World | None = None) -> int:
+    """Replace ``model``'s BatchNorm running statistics by their plain average over the first ``images`` training
+    images (whole batches; all of the loader's if it has fewer), passed as they come (the loader's current order and augmentation);
+    returns how many images were used (0: the model has no BatchNorm).
+
+    The running statistics are an exponential average over the last few hundred steps, taken while the weights
+    still moved; at the end of a short, high-lr run they lag behind the final weights (more so in bf16). Only the
+    BatchNorm layers run in training mode, everything else as in evaluation (no dropped blocks, no shake-shake
+    noise), under the evaluation's ``autocast``, so the statistics are those of the network that is scored. In a
+    data-parallel run each process averages over its part of each batch and the averages are averaged.
+    """
+    world = world or World()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    model.eval()
+    for m in norms:
+        m.train()
+    seen = 0
+    try:
+        with torch.no_grad():
+            for x, _, n in shard(loader, world, train=False):
+                if seen >= images:
+                    break
+                if len(x):
+                    with autocast():
+                        model(x)
+                seen += n
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
+    if world.size > 1:
+        for m in norms:
+            for buffer in (m.running_mean, m.running_var):
+                world.sum_(buffer).div_(world.size)
+    return seen
+
+
 def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, epoch: int, step: int,
                    device: torch.device, world: World) -> EpochRecord:
     """The epoch's record: the scored weights (the EMA's when there is one) on test and validation data (with
@@ -490,6 +534,10 @@ def train(
         last: EpochRecord | None = None
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress, board)
+            if tc.recompute_bn is not None and epoch == tc.epochs:
+                # Before the last epoch's scores, so that they (and the checkpoint) are those of the final weights.
+                recompute_batchnorm(parts.ema.module if parts.ema is not None else parts.model, data.train,
+                                    functools.partial(parts.autocast, device), tc.recompute_bn, world)
             last = evaluate_epoch(config, parts, data, stats, epoch, state.step, device, world)
             state.epoch = epoch
             if last.test_acc is not None:
@@ -535,22 +583,27 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
     """Choose the final weights (EMA, SWA, or the best validation epoch's), score them, write the summary."""
     tc = config.train
     model = parts.model
+    autocast = functools.partial(parts.autocast, device)
     final, final_kind = (parts.ema.module, "ema") if parts.ema is not None else (model, "last")
+    # The loop recomputed the statistics of the last epoch's weights; other final weights need it here.
+    bn_due = tc.recompute_bn is not None and state.epoch < tc.epochs
     if parts.swa is not None and state.epoch >= tc.swa_start:
-        torch.optim.swa_utils.update_bn((x for x, _, _ in shard(data.train, world, train=False)), parts.swa,
-                                        device=device)
-        final, final_kind = parts.swa.module, "swa"
+        # The average of several weights has no running statistics of its own: always over all training images.
+        recompute_batchnorm(parts.swa.module, data.train, autocast, len(data.train.labels), world)
+        final, final_kind, bn_due = parts.swa.module, "swa", False
     if tc.early_stop_patience is not None:
         best = _on_main(world, lambda: run.load_best(map_location="cpu") if run.file(RunDir.BEST).exists() else None)
         if best is not None:
             model.load_state_dict(best[0])
             final, final_kind = model, f"best_val_epoch_{best[1]}"
-    if final_kind in ("ema", "last") and last is not None and last.test_acc is not None:
+            bn_due = tc.recompute_bn is not None
+    if bn_due:
+        recompute_batchnorm(final, data.train, autocast, tc.recompute_bn, world)
+    if final_kind in ("ema", "last") and not bn_due and last is not None and last.test_acc is not None:
         # The last epoch scored these very weights already (a run resumed after its last epoch has no record).
         test_loss, test_acc = last.test_loss, last.test_acc
     else:
-        test_loss, test_acc = evaluate(final, data.test, functools.partial(parts.autocast, device), world,
-                                       tc.tta_flip)
+        test_loss, test_acc = evaluate(final, data.test, autocast, world, tc.tta_flip)
     final_metrics = world.mean_metrics(model_metrics(final))
     if not world.is_main:
         return world.broadcast(None)
@@ -595,4 +648,4 @@ def _epoch_line(r: EpochRecord) -> str:
     return " | ".join(parts)
 
 
-__all__ = ["NonFiniteLossError", "evaluate", "train"]
+__all__ = ["NonFiniteLossError", "evaluate", "recompute_batchnorm", "train"]

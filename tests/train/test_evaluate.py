@@ -101,3 +101,63 @@ def test_eval_every_scores_every_kth_epoch_and_the_last_and_the_summary_is_the_l
         tiny("train.eval_every=2", "train.early_stop_patience=2", "data.val_fraction=0.1").validate()
     with pytest.raises(ConfigError, match="eval_every must be at least 1"):
         tiny("train.eval_every=0").validate()
+
+
+# -- BatchNorm statistics recomputed at the end (train.recompute_bn) ----------------------------------------
+def bn_loader(n: int = 12, batch_size: int = 4) -> DeviceLoader:
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (n, 1, 4, 6), dtype=torch.uint8, generator=generator)
+    return DeviceLoader(Split(images, torch.zeros(n, dtype=torch.long)), INFO, batch_size=batch_size)
+
+
+def test_recomputed_statistics_are_the_plain_average_over_the_batches_of_the_network_that_is_scored():
+    from resdyn.train.loop import recompute_batchnorm
+    torch.manual_seed(0)
+    # Dropout before the BatchNorm: only the BatchNorm may run in training mode, or the statistics would be
+    # those of a randomly thinned input that evaluation never sees.
+    model = nn.Sequential(nn.Dropout(0.5), nn.Flatten(), nn.BatchNorm1d(24, momentum=0.1), nn.Linear(24, 3))
+    norm = model[2]
+    norm.running_mean.fill_(7.0)
+    used = recompute_batchnorm(model, bn_loader(), nullcontext, images=8)
+    assert used == 8  # the first two batches of four
+    batches = [x.flatten(1) for x, _ in bn_loader()][:2]
+    torch.testing.assert_close(norm.running_mean, torch.stack([b.mean(0) for b in batches]).mean(0))
+    torch.testing.assert_close(norm.running_var, torch.stack([b.var(0) for b in batches]).mean(0))
+    assert norm.momentum == 0.1 and not model.training and not norm.training
+    # Asking for more images than there are uses them all, rounding up to whole batches.
+    assert recompute_batchnorm(model, bn_loader(), nullcontext, images=5) == 8
+    assert recompute_batchnorm(model, bn_loader(), nullcontext, images=1000) == 12
+    x = torch.cat([x.flatten(1) for x, _ in bn_loader()])
+    torch.testing.assert_close(norm.running_mean, x.mean(0))
+    # A network without BatchNorm is left alone.
+    assert recompute_batchnorm(linear_model(), bn_loader(), nullcontext, images=8) == 0
+
+
+def test_recompute_bn_scores_the_final_weights_with_their_own_statistics(tmp_path):
+    from resdyn import build_model
+    from resdyn.errors import ConfigError
+    from resdyn.train.loop import load_data, recompute_batchnorm
+    base = ["train.epochs=2", "train.precision=fp32", "optim.lr=0.3"]
+    plain = train(tiny(*base), tmp_path / "plain", progress=Progress("off"))
+    config = tiny(*base, "train.recompute_bn=128")
+    summary = train(config, tmp_path / "bn", progress=Progress("off"))
+    kept, fresh = RunDir(tmp_path / "plain").load_checkpoint().model, RunDir(tmp_path / "bn").load_checkpoint().model
+    # The same training: the weights agree, the running statistics do not.
+    assert all(torch.equal(kept[k], fresh[k]) for k in kept if "running" not in k and "num_batches" not in k)
+    statistics = [k for k in kept if k.endswith("running_var")]
+    assert statistics and not any(torch.equal(kept[k], fresh[k]) for k in statistics)
+    # They are the average over the first 128 images of the last epoch's training stream...
+    data = load_data(config, torch.device("cpu"), channels_last=False)
+    data.train.set_epoch(2)
+    model = build_model("resnet", 1, 10, depth=8)
+    model.load_state_dict(kept)
+    recompute_batchnorm(model, data.train, nullcontext, 128)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, fresh[k], rtol=1e-5, atol=1e-6)
+    # ...and the summary, the last epoch's record and an independent evaluation of the checkpoint agree.
+    loss, acc = evaluate(model, data.test, nullcontext)
+    last = RunDir(tmp_path / "bn").read_metrics()[-1]
+    assert summary.test_acc == last.test_acc == acc
+    assert summary.test_loss == pytest.approx(loss, rel=1e-5) and plain.test_loss != summary.test_loss
+    with pytest.raises(ConfigError, match="recompute_bn must be at least 1"):
+        tiny("train.recompute_bn=0").validate()
