@@ -161,6 +161,27 @@ def test_early_stopping_restores_best_weights(tmp_path):
     assert summary.train_images == 1438 - round(0.2 * 1438)
 
 
+def test_best_validation_weights_get_their_own_recomputed_statistics(tmp_path):
+    from contextlib import nullcontext
+
+    from resdyn.train.loop import evaluate, load_data, recompute_batchnorm
+    config = small("train.epochs=12", "data.val_fraction=0.2", "train.early_stop_patience=2", "optim.lr=0",
+                   "schedule.name=constant", "train.precision=fp32", "train.recompute_bn=256")
+    summary = train(config, tmp_path, progress=QUIET)
+    best, epoch = RunDir(tmp_path).load_best()
+    assert summary.stopped_early and summary.final_weights == f"best_val_epoch_{epoch}"
+    # The best epoch's weights, their statistics recomputed over the first 256 images of the last epoch's stream.
+    model = build_model("resnet", 1, 10, depth=8)
+    model.load_state_dict(best)
+    data = load_data(config, torch.device("cpu"), channels_last=False)
+    data.train.set_epoch(summary.epochs)
+    assert recompute_batchnorm(model, data.train, nullcontext, 256) == 256
+    loss, acc = evaluate(model, data.test, nullcontext)
+    assert summary.test_acc == acc and summary.test_loss == pytest.approx(loss, rel=1e-5)
+    model.load_state_dict(best)
+    assert evaluate(model, data.test, nullcontext)[0] != pytest.approx(loss, rel=1e-5)
+
+
 def test_early_stop_rule():
     best = EarlyStopState()
     stops = [best.update(v, e, higher_is_better=False, patience=2)
