@@ -619,7 +619,9 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         best_test_acc=max(state.best_test_acc, test_acc), final_weights=final_kind, stopped_early=stopped_early,
         train_time_s=state.train_time_s,
         train_time_per_epoch_s=state.train_time_s / max(len(metrics), 1),
-        eval_time_per_epoch_s=sum(m.eval_time_s for m in metrics) / max(len(metrics), 1),
+        # Over the scored epochs only: with train.eval_every the others took no evaluation time.
+        eval_time_per_epoch_s=_mean([m.eval_time_s for m in metrics
+                                     if m.test_acc is not None or m.val_acc is not None]),
         images_per_s=(sum(m.images_per_s for m in metrics) / len(metrics)) if metrics else None,
         peak_memory_bytes=peak, peak_memory_kind=peak_kind,
         checkpoint_bytes=run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
@@ -636,6 +638,10 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
     run.write_summary(summary)
     run.mark_resume_applied()
     return world.broadcast(summary)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _epoch_line(r: EpochRecord) -> str:

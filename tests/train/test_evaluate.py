@@ -89,6 +89,8 @@ def test_eval_every_scores_every_kth_epoch_and_the_last_and_the_summary_is_the_l
     records = RunDir(tmp_path).read_metrics()
     assert [m.test_acc is not None for m in records] == [False, True, True]
     assert records[0].test_loss is None and "test_acc" not in records[0].to_json()
+    # The summary's evaluation time per epoch is over the scored epochs, not diluted by the unscored one.
+    assert summary.eval_time_per_epoch_s == pytest.approx((records[1].eval_time_s + records[2].eval_time_s) / 2)
     # The summary reuses the last epoch's score of the same weights: an independent evaluation of the
     # checkpoint's weights gives the very same numbers.
     assert (summary.test_acc, summary.test_loss) == (records[2].test_acc, records[2].test_loss)
