@@ -75,3 +75,27 @@ tta_flip = true
         # digits has 10 classes: a trained network is well above chance, and the wall time covers the whole process
         assert r["test_acc"] > 0.3 and r["wall_s"] > 0.5
     assert result["ratio"] == pytest.approx(result["plain"]["median_wall_s"] / result["resdyn"]["median_wall_s"])
+
+
+def test_recompute_bn_rescores_a_run_as_trained_and_with_recomputed_statistics(tmp_path):
+    from resdyn.train.config import Config, apply_overrides
+    from resdyn.train.loop import train
+    from resdyn.train.progress import Progress
+
+    config = apply_overrides(Config(), [
+        "model.name=resnet", "model.options.depth=8", "data.name=digits", "data.limit_train=256",
+        "data.limit_test=128", "train.epochs=2", "train.batch_size=64", "train.device=cpu", "train.precision=fp32",
+        "optim.lr=0.3"])
+    summary = train(config, tmp_path / "run", progress=Progress("off"))
+    out = tmp_path / "rescored.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/recompute_bn.py"), str(tmp_path / "run"), "64",
+                           "1000", "--json", str(out)], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    # As trained: the run's own score. Recomputed: over the first 64 images, then all 256 (whole batches).
+    assert rows[0]["statistics"] == "as trained" and rows[0]["test_acc"] == summary.test_acc
+    assert rows[0]["test_loss"] == pytest.approx(summary.test_loss, rel=1e-5)
+    assert [r["statistics"] for r in rows[1:]] == ["recomputed over 64 images", "recomputed over 256 images"]
+    assert rows[1]["test_loss"] != pytest.approx(rows[0]["test_loss"], rel=1e-6)
