@@ -411,8 +411,8 @@ def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any]
 def recompute_batchnorm(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any], images: int,
                         world: World | None = None) -> int:
     """Replace ``model``'s BatchNorm running statistics by their plain average over the first ``images`` training
-    images (whole batches; all of the loader's if it has fewer), passed as they come (the loader's current order and augmentation);
-    returns how many images were used (0: the model has no BatchNorm).
+    images (whole batches; all of the loader's if it has fewer), passed as they come (the loader's current order
+    and augmentation); returns how many images were used (0: the model has no BatchNorm).
 
     The running statistics are an exponential average over the last few hundred steps, taken while the weights
     still moved; at the end of a short, high-lr run they lag behind the final weights (more so in bf16). Only the
@@ -442,7 +442,7 @@ def recompute_batchnorm(model: nn.Module, loader: DeviceLoader, autocast: Callab
                         model(x)
                 seen += n
     finally:
-        for m, momentum in zip(norms, momenta):
+        for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         model.eval()
     if world.size > 1:
