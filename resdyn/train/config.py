@@ -102,7 +102,8 @@ class TrainConfig:
     eval_batch_size: int = 1000
     label_smoothing: float = 0.0
     grad_clip: float | None = None
-    #: exponential moving average of the weights, evaluated instead of the raw weights when set
+    #: exponential moving average of the weights, evaluated instead of the raw weights when set (its BatchNorm
+    #: statistics recomputed before every score, over train.recompute_bn training images or 10,000)
     ema_decay: float | None = None
     #: stochastic weight averaging from this epoch on (BN statistics recomputed at the end)
     swa_start: int | None = None

@@ -408,6 +408,11 @@ def evaluate(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any]
     return loss_sum.item() / count, correct.item() / count
 
 
+#: training images over which an EMA's BatchNorm statistics are recomputed before it is scored, unless
+#: train.recompute_bn says otherwise (about 3 s for ResNet-20 in bf16 on two CPU cores)
+EMA_BN_IMAGES = 10_000
+
+
 def recompute_batchnorm(model: nn.Module, loader: DeviceLoader, autocast: Callable[[], Any], images: int,
                         world: World | None = None) -> int:
     """Replace ``model``'s BatchNorm running statistics by their plain average over the first ``images`` training
@@ -454,9 +459,9 @@ def recompute_batchnorm(model: nn.Module, loader: DeviceLoader, autocast: Callab
 
 def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, epoch: int, step: int,
                    device: torch.device, world: World) -> EpochRecord:
-    """The epoch's record: the scored weights (the EMA's when there is one) on test and validation data (with
-    ``train.tta_flip``, each image's prediction averaged with its mirror image's), and what the model reports
-    about itself."""
+    """The epoch's record: the scored weights (the EMA's when there is one, with its BatchNorm statistics
+    recomputed first) on test and validation data (with ``train.tta_flip``, each image's prediction averaged with
+    its mirror image's), and what the model reports about itself."""
     scored = parts.ema.module if parts.ema is not None else parts.model
     autocast = functools.partial(parts.autocast, device)
     t1 = time.perf_counter()
@@ -464,6 +469,10 @@ def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, 
     flip = tc.tta_flip
     test_loss = test_acc = val_loss = val_acc = None
     if epoch % tc.eval_every == 0 or epoch == tc.epochs:
+        if parts.ema is not None:
+            # The average of the running statistics is not the statistics of the averaged weights: scored as they
+            # are, the EMA of a ResNet-20 after a one-cycle run reached 25% where its raw weights had 94%.
+            recompute_batchnorm(scored, data.train, autocast, tc.recompute_bn or EMA_BN_IMAGES, world)
         test_loss, test_acc = evaluate(scored, data.test, autocast, world, flip)
         if data.val is not None:
             val_loss, val_acc = evaluate(scored, data.val, autocast, world, flip)
@@ -534,10 +543,11 @@ def train(
         last: EpochRecord | None = None
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress, board)
-            if tc.recompute_bn is not None and epoch == tc.epochs:
-                # Before the last epoch's scores, so that they (and the checkpoint) are those of the final weights.
-                recompute_batchnorm(parts.ema.module if parts.ema is not None else parts.model, data.train,
-                                    functools.partial(parts.autocast, device), tc.recompute_bn, world)
+            if tc.recompute_bn is not None and epoch == tc.epochs and parts.ema is None:
+                # Before the last epoch's scores, so that they (and the checkpoint) are those of the final weights
+                # (an EMA's are recomputed before every score, in evaluate_epoch).
+                recompute_batchnorm(parts.model, data.train, functools.partial(parts.autocast, device),
+                                    tc.recompute_bn, world)
             last = evaluate_epoch(config, parts, data, stats, epoch, state.step, device, world)
             state.epoch = epoch
             if last.test_acc is not None:

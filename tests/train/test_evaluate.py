@@ -163,3 +163,26 @@ def test_recompute_bn_scores_the_final_weights_with_their_own_statistics(tmp_pat
     assert summary.test_loss == pytest.approx(loss, rel=1e-5) and plain.test_loss != summary.test_loss
     with pytest.raises(ConfigError, match="recompute_bn must be at least 1"):
         tiny("train.recompute_bn=0").validate()
+
+
+def test_an_ema_is_scored_with_batchnorm_statistics_of_its_own_weights(tmp_path):
+    from resdyn import build_model
+    from resdyn.train.loop import load_data, recompute_batchnorm
+    # A high learning rate and a long average: the EMA's averaged running statistics belong to no weights.
+    config = tiny("train.epochs=2", "train.precision=fp32", "optim.lr=0.5", "train.ema_decay=0.98",
+                  "schedule.name=constant")
+    summary = train(config, tmp_path, progress=Progress("off"))
+    assert summary.final_weights == "ema"
+    checkpoint = RunDir(tmp_path).load_checkpoint()
+    ema = {k.removeprefix("module."): v for k, v in checkpoint.ema.items() if k.startswith("module.")}
+    data = load_data(config, torch.device("cpu"), channels_last=False)
+    data.train.set_epoch(2)
+    model = build_model("resnet", 1, 10, depth=8)
+    model.load_state_dict(ema)
+    loss, acc = evaluate(model, data.test, nullcontext)
+    # The checkpoint holds the recomputed statistics: recomputing them again over the same images changes nothing.
+    recompute_batchnorm(model, data.train, nullcontext, 10_000)
+    assert evaluate(model, data.test, nullcontext) == pytest.approx((loss, acc), rel=1e-5)
+    assert summary.test_acc == acc and summary.test_loss == pytest.approx(loss, rel=1e-5)
+    records = RunDir(tmp_path).read_metrics()
+    assert records[-1].test_acc == summary.test_acc
