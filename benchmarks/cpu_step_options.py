@@ -1,7 +1,7 @@
 """Time one training step (bf16 autocast + channels_last, as resdyn trains on a bf16-native CPU) under variants
 that might make it cheaper: the optimiser's implementation, flushing denormals, the batch size, the depth.
-Variants take turns, ``--repeats`` times, and each reports its median time per step and per image, and its
-time per image as a ratio to the first variant's.
+Variants take turns, ``--repeats`` times, and each reports its median time per step and per image, its
+time per image as a ratio to the first variant's, and the time of its optimiser's step alone.
 
     PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group sgd --model resnet20
     PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group batch
@@ -88,6 +88,13 @@ class Step:
         torch.set_flush_denormal(False)
         return elapsed
 
+    def optimizer_step(self, steps: int = 50) -> float:
+        """The optimiser's step alone (on the last step's gradients), in seconds."""
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.optimizer.step()
+        return (time.perf_counter() - t0) / steps
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -110,19 +117,23 @@ def main() -> None:
     for step in steps:
         step(2)  # warm-up
     times: list[list[float]] = [[] for _ in steps]
+    alone: list[list[float]] = [[] for _ in steps]
     for r in range(args.repeats):
         order = steps[r % len(steps):] + steps[: r % len(steps)]  # the order rotates from repeat to repeat
         for step in order:
             times[steps.index(step)].append(step(args.steps))
+            alone[steps.index(step)].append(step.optimizer_step())
     base = statistics.median(times[0]) / steps[0].v.batch  # per image
     rows = []
-    for step, t in zip(steps, times, strict=True):
+    for step, t, a in zip(steps, times, alone, strict=True):
         ms = statistics.median(t) * 1e3
+        optimizer_ms = statistics.median(a) * 1e3
         ratio = statistics.median(t) / step.v.batch / base
         rows.append({**asdict(step.v), "ms_per_step": ms, "us_per_image": ms * 1e3 / step.v.batch,
-                     "time_per_image_ratio_to_first": ratio, "repeats_ms": [x * 1e3 for x in t]})
+                     "time_per_image_ratio_to_first": ratio, "optimizer_step_alone_ms": optimizer_ms,
+                     "repeats_ms": [x * 1e3 for x in t]})
         print(f"{step.v.label:>34}: {ms:7.1f} ms/step  {ms * 1e3 / step.v.batch:6.0f} us/image  "
-              f"{ratio:.3f}x the first's time per image")
+              f"{ratio:.3f}x the first's time per image  (optimizer.step alone {optimizer_ms:.2f} ms)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"group": args.group, "device": describe_device(torch.device("cpu")),
