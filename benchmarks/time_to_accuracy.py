@@ -9,13 +9,16 @@ Python's start-up, imports, data loading, the evaluations the recipe asks for (r
 epochs; the plain loop evaluates once, at the end) and writing the run folder. The plain loop is the tutorial shape:
 a Dataset that pads, crops and flips one image at a time on the CPU, a DataLoader, fp32, NCHW; it takes from the
 recipe the model (built by resdyn, so both train the same network from the same seed), optimiser, per-step
-learning-rate schedule, label smoothing, weight EMA and test-time flip, so the two differ in the loop only.
+learning-rate schedule, label smoothing, weight EMA, BatchNorm statistics recomputed for an EMA or with
+``train.recompute_bn`` (by torch's ``update_bn``), and test-time flip, so the two differ in the loop only.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -30,7 +33,7 @@ def plain_worker(args: argparse.Namespace) -> None:
     """Train the recipe with a plain PyTorch loop in this process and print one JSON line: test accuracy."""
     import torch
     from torch import nn
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
     from torch.utils.data import DataLoader
 
     from resdyn import build_model
@@ -38,6 +41,7 @@ def plain_worker(args: argparse.Namespace) -> None:
     from resdyn.data import load_dataset, take
     from resdyn.recipes import find_recipe
     from resdyn.train.config import load_config
+    from resdyn.train.loop import EMA_BN_IMAGES
     from resdyn.train.optim import lr_at
 
     config = load_config(find_recipe(args.recipe))
@@ -76,6 +80,12 @@ def plain_worker(args: argparse.Namespace) -> None:
             if ema is not None:
                 ema.update_parameters(model)
     scored = ema.module if ema is not None else model
+    # As resdyn does: an EMA's BatchNorm statistics, and with train.recompute_bn the final weights', are
+    # recomputed before scoring (here the plain-PyTorch way, torch's update_bn over the training loader).
+    bn_images = tc.recompute_bn or (EMA_BN_IMAGES if ema is not None else None)
+    if bn_images:
+        batches = itertools.islice(loader, math.ceil(bn_images / tc.batch_size))
+        update_bn((x.to(device) for x, _ in batches), scored)
     scored.eval()
     mean, std = info.mean[0], info.std[0]
     correct = 0
