@@ -119,7 +119,8 @@ class TrainConfig:
     #: test-time augmentation: score the mean of the softmax of each test image and its horizontal flip
     tta_flip: bool = False
     #: after the last epoch, replace the scored weights' BatchNorm running statistics (an exponential average
-    #: that lags behind the final weights) by their average over this many training images (None = keep them)
+    #: that lags behind weights still moving at the end) by their average over this many training images (None =
+    #: keep them)
     recompute_bn: int | None = None
     #: score the test (and validation) data after every this many epochs and after the last one; the epochs
     #: between have no test scores in metrics.jsonl (a fixed-length run spends the time on training instead)

@@ -419,8 +419,10 @@ def recompute_batchnorm(model: nn.Module, loader: DeviceLoader, autocast: Callab
     images (whole batches; all of the loader's if it has fewer), passed as they come (the loader's current order
     and augmentation); returns how many images were used (0: the model has no BatchNorm).
 
-    The running statistics are an exponential average over the last few hundred steps, taken while the weights
-    still moved; at the end of a short, high-lr run they lag behind the final weights (more so in bf16). Only the
+    The running statistics are an exponential average over the last steps, taken while the weights still moved:
+    they lag behind weights that were still moving when training stopped (a schedule cut short, a best-validation
+    epoch), and they belong to no weights at all for an average of weights (EMA, SWA). (At the end of a one-cycle
+    run, whose lr ends near zero, recomputing them changed Fashion-MNIST scores only by noise.) Only the
     BatchNorm layers run in training mode, everything else as in evaluation (no dropped blocks, no shake-shake
     noise), under the evaluation's ``autocast``, so the statistics are those of the network that is scored. In a
     data-parallel run each process averages over its part of each batch and the averages are averaged.
