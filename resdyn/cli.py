@@ -217,7 +217,13 @@ def run_table(run: RunDir) -> str:
     return epochs + "\n\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in facts)
 
 
+#: the seed of the initial weights ``resdyn models`` counts on
+MODELS_TABLE_SEED = 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
     from resdyn.analysis.profile import adaptive_solve_cost, count_parameters, mult_adds
     from resdyn.nets import MODELS, build_model, model_options
     from resdyn.nets.base import required
@@ -230,7 +236,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in MODELS.names():
         if any(required(option) for option in model_options(name)):
             continue  # a family that needs e.g. depth=N; its named members are listed
-        model = build_model(name, args.in_channels, args.num_classes)
+        # Seeded: an adaptive solver's step count (so an ODENet's Mult-Adds) depends on the initial weights, and
+        # the table must read the same from run to run.
+        with torch.random.fork_rng():
+            torch.manual_seed(MODELS_TABLE_SEED)
+            model = build_model(name, args.in_channels, args.num_classes)
         row = [name, count_parameters(model)]
         if not args.no_mult_adds:
             shape = (args.in_channels, args.image_size, args.image_size)
@@ -253,7 +263,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def solve_note(name: str, solve: SolveCost) -> str:
     """The footnote of a model whose Mult-Adds depend on its input: what the count measured, and how to scale it."""
-    return (f"* {name}: counted on one solve ({solve.solver}) of a zero input with the initial weights: "
+    return (f"* {name}: counted on one solve ({solve.solver}) of a zero input with the initial weights "
+            f"of seed {MODELS_TABLE_SEED}: "
             f"{solve.nfe} field evaluations (NFE) of {solve.per_evaluation / 1e6:.2f} M Mult-Adds each, plus "
             f"{solve.fixed / 1e6:.1f} M outside the solve. An adaptive solver chooses its NFE for each input and "
             f"each set of weights, so a trained model's Mult-Adds per image are {solve.fixed / 1e6:.1f} M + NFE x "
