@@ -320,15 +320,16 @@ class PreActGroupNormField(nn.Sequential):
 
     torchdiffeq's ``ResBlock``: the pre-activation basic branch with GroupNorm, convolutions without bias; it has no
     time input and no closing norm, unlike :class:`TimeConvField`. 73,984 parameters at 64 channels.
+    ``activation`` makes both nonlinearities (ReLU as seed 004), so that the baseline can use the ODE field's.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> None:
         super().__init__(
             group_norm(channels),
-            nn.ReLU(),
+            activation(),
             conv3x3(channels, channels),
             group_norm(channels),
-            nn.ReLU(inplace=True),
+            activation(),
             conv3x3(channels, channels),
         )
 

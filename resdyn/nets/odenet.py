@@ -89,11 +89,13 @@ def seed_odenet(
     return Network(downsampling(in_channels, width), body, classifier(channels, num_classes))
 
 
-def seed_resnet(*, in_channels: int = 1, num_classes: int = 10, blocks: int = 4, width: int = WIDTH) -> Network:
-    """Downsampling -> ``blocks`` pre-activation GroupNorm residual blocks (forward Euler) -> classifier."""
+def seed_resnet(*, in_channels: int = 1, num_classes: int = 10, blocks: int = 4, width: int = WIDTH,
+                activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> Network:
+    """Downsampling -> ``blocks`` pre-activation GroupNorm residual blocks (forward Euler) -> classifier;
+    ``activation`` makes the blocks' nonlinearity (the downsampling and classifier keep ReLU, as the ODENet's)."""
     if blocks < 1:
         raise ConfigError(f"the ResNet baseline needs at least one residual block, got blocks={blocks}")
-    fields = [PreActGroupNormField(width) for _ in range(blocks)]
+    fields = [PreActGroupNormField(width, activation) for _ in range(blocks)]
     body = Euler(fields, [nn.Identity() for _ in fields])
     return Network(downsampling(in_channels, width), body, classifier(width, num_classes))
 
@@ -142,11 +144,14 @@ class ODEResNetOptions:
     blocks: int = 4
     #: channels of the state after downsampling
     width: int = WIDTH
+    #: the residual blocks' activation: relu (seed 004), or the smooth one an ODENet under comparison uses
+    activation: Activation = "relu"
 
 
 def odenet_resnet(o: ODEResNetOptions, in_channels: int, num_classes: int) -> Network:
     """Seed 004's ResNet baseline with the ODENet's segments."""
-    return seed_resnet(in_channels=in_channels, num_classes=num_classes, blocks=o.blocks, width=o.width)
+    return seed_resnet(in_channels=in_channels, num_classes=num_classes, blocks=o.blocks, width=o.width,
+                       activation=ACTIVATIONS[o.activation])
 
 
 register_family("odenet", ODENetOptions, odenet,

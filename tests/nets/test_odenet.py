@@ -133,3 +133,21 @@ def test_group_norm_of_a_channels_last_cpu_tensor_is_that_of_its_contiguous_copy
     (yc * weights).sum().backward()
     torch.testing.assert_close(xc.grad, x.grad)
     assert list(norm.state_dict()) == ["weight", "bias"]  # an nn.GroupNorm's keys: checkpoints load
+
+
+def test_the_resnet_baseline_takes_the_odenets_field_activation():
+    import torch
+
+    from resdyn.fields import PreActGroupNormField
+    torch.manual_seed(0)
+    relu = build_model("odenet-resnet", 1, 10, blocks=2)
+    torch.manual_seed(0)
+    tanh = build_model("odenet-resnet", 1, 10, blocks=2, activation="tanh")
+    fields = [m for m in tanh.modules() if isinstance(m, PreActGroupNormField)]
+    assert len(fields) == 2
+    # Both nonlinearities of every block, and nothing else: the same weights, so the same parameter count.
+    assert all([type(m) for m in f if not isinstance(m, (torch.nn.Conv2d, torch.nn.GroupNorm))]
+               == [torch.nn.Tanh, torch.nn.Tanh] for f in fields)
+    assert all(torch.equal(a, b) for a, b in zip(relu.state_dict().values(), tanh.state_dict().values(), strict=True))
+    x = torch.randn(2, 1, 28, 28)
+    assert not torch.allclose(relu(x), tanh(x))
