@@ -471,9 +471,11 @@ def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, 
     flip = tc.tta_flip
     test_loss = test_acc = val_loss = val_acc = None
     if epoch % tc.eval_every == 0 or epoch == tc.epochs:
-        if parts.ema is not None:
-            # The average of the running statistics is not the statistics of the averaged weights: scored as they
-            # are, the EMA of a ResNet-20 after a one-cycle run reached 25% where its raw weights had 94%.
+        # An EMA's averaged running statistics are not the statistics of its averaged weights (scored with them,
+        # the EMA of a ResNet-20 after a one-cycle run reached 25% where its raw weights had 94%): recomputed
+        # before every score. With train.recompute_bn the last epoch's weights get theirs recomputed too, so that
+        # this record, the checkpoint and the summary all hold the final statistics.
+        if parts.ema is not None or (tc.recompute_bn is not None and epoch == tc.epochs):
             recompute_batchnorm(scored, data.train, autocast, tc.recompute_bn or EMA_BN_IMAGES, world)
         test_loss, test_acc = evaluate(scored, data.test, autocast, world, flip)
         if data.val is not None:
@@ -545,11 +547,6 @@ def train(
         last: EpochRecord | None = None
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             stats = train_epoch(config, parts, data.train, state, epoch, device, world, run, progress, board)
-            if tc.recompute_bn is not None and epoch == tc.epochs and parts.ema is None:
-                # Before the last epoch's scores, so that they (and the checkpoint) are those of the final weights
-                # (an EMA's are recomputed before every score, in evaluate_epoch).
-                recompute_batchnorm(parts.model, data.train, functools.partial(parts.autocast, device),
-                                    tc.recompute_bn, world)
             last = evaluate_epoch(config, parts, data, stats, epoch, state.step, device, world)
             state.epoch = epoch
             if last.test_acc is not None:
@@ -597,7 +594,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
     model = parts.model
     autocast = functools.partial(parts.autocast, device)
     final, final_kind = (parts.ema.module, "ema") if parts.ema is not None else (model, "last")
-    # The loop recomputed the statistics of the last epoch's weights; other final weights need it here.
+    # evaluate_epoch recomputed the statistics of the last epoch's weights; other final weights need it here.
     bn_due = tc.recompute_bn is not None and state.epoch < tc.epochs
     if parts.swa is not None and state.epoch >= tc.swa_start:
         # The average of several weights has no running statistics of its own: always over all training images.
@@ -634,7 +631,7 @@ def finish(run: RunDir, config: Config, parts: Parts, data: Data, state: TrainSt
         # Over the scored epochs only: with train.eval_every the others took no evaluation time.
         eval_time_per_epoch_s=_mean([m.eval_time_s for m in metrics
                                      if m.test_acc is not None or m.val_acc is not None]),
-        images_per_s=(sum(m.images_per_s for m in metrics) / len(metrics)) if metrics else None,
+        images_per_s=_mean([m.images_per_s for m in metrics]),
         peak_memory_bytes=peak, peak_memory_kind=peak_kind,
         checkpoint_bytes=run.file(RunDir.CHECKPOINT).stat().st_size if run.has_checkpoint() else None,
         device=describe_device(device), precision=parts.speed.describe(), tta="flip" if tc.tta_flip else None,
