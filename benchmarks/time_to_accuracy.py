@@ -9,8 +9,9 @@ Python's start-up, imports, data loading, the evaluations the recipe asks for (r
 epochs; the plain loop evaluates once, at the end) and writing the run folder. The plain loop is the tutorial shape:
 a Dataset that pads, crops and flips one image at a time on the CPU, a DataLoader, fp32, NCHW; it takes from the
 recipe the model (built by resdyn, so both train the same network from the same seed), optimiser, per-step
-learning-rate schedule, label smoothing, weight EMA, BatchNorm statistics recomputed for an EMA or with
-``train.recompute_bn`` (by torch's ``update_bn``), and test-time flip, so the two differ in the loop only.
+learning-rate schedule, progressive resizing, label smoothing, weight EMA, BatchNorm statistics recomputed for an
+EMA or with ``train.recompute_bn`` (by torch's ``update_bn``), and test-time flip, so the two differ in the loop
+only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def plain_worker(args: argparse.Namespace) -> None:
     """Train the recipe with a plain PyTorch loop in this process and print one JSON line: test accuracy."""
     import torch
+    import torch.nn.functional as F
     from torch import nn
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
     from torch.utils.data import DataLoader
@@ -68,10 +70,14 @@ def plain_worker(args: argparse.Namespace) -> None:
     criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
            if tc.ema_decay is not None else None)
-    for _ in range(tc.epochs):
+    progressive, full = dc.progressive(), info.image_size[0]
+    for epoch in range(1, tc.epochs + 1):
         model.train()
+        size = progressive.size(epoch, full) if progressive is not None else full
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if size != full:  # progressive resizing, as resdyn's loader does it (bilinear, antialiased)
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             loss = criterion(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -137,6 +137,8 @@ class EpochRecord:
     val_acc: float | None = None
     #: test-time augmentation of the test and validation scores: "flip" (train.tta_flip), or None
     tta: str | None = None
+    #: the size (pixels, square) of this epoch's training images under progressive resizing, else None
+    train_image_size: int | None = None
     model: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

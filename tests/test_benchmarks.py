@@ -51,6 +51,9 @@ crop_padding = 4
 flip = false
 limit_train = 1000
 limit_test = 200
+progressive_min_size = 4
+progressive_end = 4
+progressive_step = 2
 [optim]
 lr = 0.1
 nesterov = true

@@ -14,7 +14,7 @@ from resdyn.data.datasets import (
     verify,
 )
 from resdyn.data.errors import ChecksumError, DataError, DatasetNotFoundError
-from resdyn.data.loader import Augment, DeviceLoader, Resize
+from resdyn.data.loader import Augment, DeviceLoader, Progressive, Resize
 
 __all__ = [
     "DATASETS",
@@ -26,6 +26,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DeviceLoader",
     "FileCheck",
+    "Progressive",
     "Resize",
     "Split",
     "load_dataset",

@@ -122,6 +122,48 @@ def augment_batch(images: torch.Tensor, augment: Augment, generator: torch.Gener
     return images
 
 
+@dataclass(frozen=True)
+class Progressive:
+    """Progressive resizing, as FFCV trains ImageNet: the training images of epoch ``e`` (counted from 1) are
+    resized to ``min_size`` pixels up to epoch ``start``, to the full size from epoch ``end`` on, and between to
+    the linear interpolation of the two, rounded to a multiple of ``step`` pixels. Early epochs cost less (a
+    convolution's work grows with the pixels) and the last ones train at the size evaluation sees."""
+
+    min_size: int
+    start: int
+    end: int
+    step: int = 4
+
+    def __post_init__(self) -> None:
+        if self.min_size < 1:
+            raise ConfigError(f"data.progressive_min_size must be at least 1 pixel, got {self.min_size}")
+        if self.step < 1:
+            raise ConfigError(f"data.progressive_step must be at least 1 pixel, got {self.step}")
+        if not 0 <= self.start < self.end:
+            raise ConfigError(f"progressive resizing needs 0 <= data.progressive_start < data.progressive_end, got "
+                              f"{self.start} and {self.end}")
+
+    def size(self, epoch: int, full: int) -> int:
+        """The training image size of ``epoch`` when evaluation's images are ``full`` x ``full``."""
+        if self.min_size > full:
+            raise ConfigError(f"data.progressive_min_size ({self.min_size}) is larger than the {full}x{full} "
+                              "images the model is evaluated on: progressive resizing starts small")
+        if epoch <= self.start:
+            return self.min_size
+        if epoch >= self.end:
+            return full
+        between = self.min_size + (full - self.min_size) * (epoch - self.start) / (self.end - self.start)
+        return min(full, max(self.min_size, self.step * round(between / self.step)))
+
+
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A float batch ``(B, C, H, W)`` resized to ``size`` x ``size`` (bilinear, half-pixel centres, antialiased
+    when shrinking, as :func:`resize_images`)."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit generator seed that depends only on ``(seed, epoch)``, distinct for distinct pairs."""
     digest = hashlib.sha256(f"resdyn-loader:{seed}:{epoch}".encode()).digest()
@@ -135,7 +177,8 @@ class DeviceLoader:
     ``info.std``; ``y`` int64 ``(B,)``; both on ``device``. ``resize`` is applied once, to the whole split, when
     it is put on the device (it is deterministic); ``augment`` to every batch. With ``shuffle`` or ``augment``
     the epoch's permutation and augmentation depend only on ``(seed, epoch)``: call ``set_epoch`` before each
-    epoch. ``image_size`` is the size of the images it yields.
+    epoch. ``image_size`` is the size of the images it yields, unless ``set_size`` (progressive resizing) asks
+    for another square size, to which every batch is resized after its augmentation.
     """
 
     def __init__(
@@ -172,6 +215,7 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.channels_last = channels_last
         self.epoch = 0
+        self.size: int | None = None
         shape = (1, info.in_channels, 1, 1)
         self.mean = torch.tensor(info.mean, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(info.std, dtype=torch.float32, device=self.device).view(shape)
@@ -179,6 +223,12 @@ class DeviceLoader:
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation and augmentation of ``epoch``."""
         self.epoch = epoch
+
+    def set_size(self, size: int | None) -> None:
+        """Yield ``size`` x ``size`` images from now on (None: ``image_size``, as the split is stored)."""
+        if size is not None and size < 1:
+            raise ConfigError(f"an image size must be at least 1 pixel, got {size}")
+        self.size = size
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -197,7 +247,10 @@ class DeviceLoader:
             x = self.images[index]
             if self.augment is not None:
                 x = augment_batch(x, self.augment, generator)
-            x = (x.float() / 255 - self.mean) / self.std
+            x = x.float()
+            if self.size is not None:
+                x = resize_batch(x, self.size)
+            x = (x / 255 - self.mean) / self.std
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[index]

@@ -21,6 +21,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from resdyn.data.loader import Progressive
 from resdyn.errors import ConfigError
 from resdyn.typed import build_table
 
@@ -50,12 +51,28 @@ class DataConfig:
     #: evaluation's way to crop x crop: "centre" cuts the middle of the resized image; "resize" resizes the
     #: whole image to crop x crop (seed 004, sec. 4.4)
     eval_crop: Literal["centre", "resize"] = "centre"
+    #: progressive resizing (as FFCV): training batches are resized to progressive_min_size pixels up to epoch
+    #: progressive_start, then to sizes growing linearly (in multiples of progressive_step) to the evaluation
+    #: size, reached at epoch progressive_end; None: off. Cheaper early epochs, full-size last ones
+    progressive_min_size: int | None = None
+    progressive_start: int = 0
+    progressive_end: int | None = None
+    progressive_step: int = 4
     #: a published part of the test split instead of all of it (qmnist: "test10k" = MNIST's test set, "test50k")
     test_part: str | None = None
     #: fraction of the training set held out for validation (early stopping watches it)
     val_fraction: float = 0.0
     limit_train: int | None = None
     limit_test: int | None = None
+
+    def progressive(self) -> Progressive | None:
+        """The progressive-resizing schedule these fields describe, None when it is off."""
+        if self.progressive_min_size is None:
+            return None
+        if self.progressive_end is None:
+            raise ConfigError("data.progressive_min_size needs data.progressive_end")
+        return Progressive(self.progressive_min_size, self.progressive_start, self.progressive_end,
+                           self.progressive_step)
 
 
 @dataclass
@@ -179,6 +196,14 @@ class Config:
             size = getattr(self.data, name)
             if size is not None and size < 1:
                 raise ConfigError(f"data.{name} must be at least 1 pixel (leave it out for none), got {size}")
+        if self.data.progressive_min_size is not None:
+            if self.data.progressive_end is None:
+                raise ConfigError("data.progressive_min_size needs data.progressive_end, the epoch from which "
+                                  "training sees full-size images")
+            self.data.progressive()  # checks the rest
+            if self.data.progressive_end > self.train.epochs:
+                raise ConfigError(f"data.progressive_end ({self.data.progressive_end}) is after the last epoch "
+                                  f"({self.train.epochs}): the model would never train on the images it is scored on")
         for name in ("limit_train", "limit_test"):
             limit = getattr(self.data, name)
             if limit is not None and limit < 1:

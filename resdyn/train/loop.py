@@ -285,6 +285,8 @@ class EpochStats:
     images: int
     lr: float
     time_s: float
+    #: the training images' size under progressive resizing (data.progressive_min_size), else None
+    image_size: int | None = None
 
 
 def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: TrainState, epoch: int,
@@ -301,6 +303,9 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     in_swa = parts.swa is not None and epoch >= tc.swa_start
     model.train()
     loader.set_epoch(epoch)
+    progressive = config.data.progressive()
+    size = progressive.size(epoch, loader.image_size[0]) if progressive is not None else None
+    loader.set_size(size)
     progress.start(f"epoch {epoch}/{tc.epochs}", steps_per_epoch)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -348,6 +353,7 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     epoch_time = time.perf_counter() - t0
+    loader.set_size(None)  # what evaluates (and recomputes BatchNorm statistics) on it sees the full size
     state.train_time_s += epoch_time
     if world.size > 1:
         world.sum_(loss_sum)
@@ -355,7 +361,7 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         seen = int(world.sum_(torch.tensor(seen)).item())
     if in_swa:
         parts.swa.update_parameters(model)
-    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time)
+    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time, size)
 
 
 def _first_bad_step(first_bad: torch.Tensor, world: World) -> int:
@@ -483,6 +489,7 @@ def evaluate_epoch(config: Config, parts: Parts, data: Data, stats: EpochStats, 
     return EpochRecord(
         epoch=epoch, step=step, lr=stats.lr, train_loss=stats.train_loss, train_acc=stats.train_acc,
         test_loss=test_loss, test_acc=test_acc, val_loss=val_loss, val_acc=val_acc, tta="flip" if flip else None,
+        train_image_size=stats.image_size,
         # Reporting may reset a module's counters (an ODE block's NFE), so read it once and keep the result.
         model=world.mean_metrics(model_metrics(parts.model)),
         epoch_time_s=stats.time_s, eval_time_s=time.perf_counter() - t1, images_per_s=stats.images / stats.time_s,

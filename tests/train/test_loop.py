@@ -93,7 +93,11 @@ def kill_after(epoch):
     return hook
 
 
-@pytest.mark.parametrize("extra", [[], ["train.ema_decay=0.9", "train.label_smoothing=0.1", "optim.l2=1e-4"]])
+PROGRESSIVE = ["data.progressive_min_size=4", "data.progressive_end=2", "data.progressive_step=2"]
+
+
+@pytest.mark.parametrize("extra", [[], ["train.ema_decay=0.9", "train.label_smoothing=0.1", "optim.l2=1e-4"],
+                                   PROGRESSIVE])
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, extra):
     config = small("train.epochs=3", *extra)
     train(config, tmp_path / "straight", progress=QUIET)
@@ -180,6 +184,31 @@ def test_best_validation_weights_get_their_own_recomputed_statistics(tmp_path):
     assert summary.test_acc == acc and summary.test_loss == pytest.approx(loss, rel=1e-5)
     model.load_state_dict(best)
     assert evaluate(model, data.test, nullcontext)[0] != pytest.approx(loss, rel=1e-5)
+
+
+def test_progressive_resizing_trains_on_smaller_images_and_scores_full_size_ones(tmp_path, monkeypatch):
+    from resdyn.train import loop
+
+    seen = []
+
+    def recording(loader, world, train):
+        for x, y, n in shard(loader, world, train):
+            seen.append((train, x.shape[-1]))
+            yield x, y, n
+
+    shard = loop.shard
+    monkeypatch.setattr(loop, "shard", recording)
+    config = small("train.epochs=3", "data.progressive_min_size=4", "data.progressive_start=1",
+                   "data.progressive_end=3", "data.progressive_step=2")
+    summary = train(config, tmp_path / "run", progress=QUIET)
+    records = RunDir(tmp_path / "run").read_metrics()
+    assert [r.train_image_size for r in records] == [4, 6, 8]  # digits are 8x8
+    assert [size for is_train, size in seen if is_train] == [4] * 45 + [6] * 45 + [8] * 45  # 1,437 images / 32
+    assert {size for is_train, size in seen if not is_train} == {8}  # every score on full-size images
+    assert summary.test_acc > 0.6  # it learns (chance is 0.1), from 4x4 and 6x6 digits for two of its epochs
+    train(small("train.epochs=1"), tmp_path / "plain", progress=QUIET)
+    plain = (tmp_path / "plain" / "metrics.jsonl").read_text()
+    assert "train_image_size" not in plain and RunDir(tmp_path / "plain").read_metrics()[0].train_image_size is None
 
 
 def test_early_stop_rule():
