@@ -46,7 +46,7 @@ from resdyn.analysis.profile import mult_adds
 from resdyn.data import Augment, DatasetInfo, DeviceLoader, Resize, Split, load_dataset, split_validation, take
 from resdyn.device import Speed, choose_speed, describe_device, peak_memory_bytes, reset_peak_memory, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
-from resdyn.errors import ResdynError
+from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import extra_loss, model_metrics
 from resdyn.nets import build_model
 from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, Summary, TrainState, model_depth
@@ -319,9 +319,16 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
             config.schedule, config.optim.lr, tc.epochs, state.step, steps_per_epoch
         )
         _set_lr(optimizer, lr)
-        with parts.autocast(device):
-            logits = parts.forward(x)
-            loss = parts.criterion(logits.float(), y)
+        try:
+            with parts.autocast(device):
+                logits = parts.forward(x)
+                loss = parts.criterion(logits.float(), y)
+        except RuntimeError as e:
+            if size is None or batch > 0:
+                raise
+            raise ConfigError(f"{config.model.name} failed on the {size}x{size} training images of progressive "
+                              f"resizing in epoch {epoch} (data.progressive_min_size = "
+                              f"{config.data.progressive_min_size}; raise it): {e}") from e
         # DistributedDataParallel averages the processes' gradients; weighting each process's mean loss by its
         # share of the global batch makes that average the gradient of the global batch's mean loss.
         total = loss * (len(y) * world.size / global_batch) if world.size > 1 else loss

@@ -211,6 +211,17 @@ def test_progressive_resizing_trains_on_smaller_images_and_scores_full_size_ones
     assert "train_image_size" not in plain and RunDir(tmp_path / "plain").read_metrics()[0].train_image_size is None
 
 
+def test_a_progressive_size_too_small_for_the_model_is_named(tmp_path):
+    from resdyn.errors import ConfigError
+
+    # the ODENet's unpadded 3x3 stem and two 4x4 stride-2 convolutions need at least 6x6 images
+    config = small("model.name=odenet", "model.options={}", "train.epochs=2", "data.progressive_min_size=4",
+                   "data.progressive_start=1", "data.progressive_end=2")
+    with pytest.raises(ConfigError, match=r"odenet failed on the 4x4 training images of progressive resizing in "
+                                          r"epoch 1 \(data.progressive_min_size = 4; raise it\)"):
+        train(config, tmp_path / "run", progress=QUIET)
+
+
 def test_early_stop_rule():
     best = EarlyStopState()
     stops = [best.update(v, e, higher_is_better=False, patience=2)
