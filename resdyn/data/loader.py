@@ -38,6 +38,14 @@ class Resize:
             raise ConfigError(f"a centre crop must be at least 1 pixel, got {self.centre_crop}")
 
 
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A float batch ``(B, C, H, W)`` resized to ``size`` x ``size``: bilinear with half-pixel centres
+    (``align_corners=False``), antialiased when shrinking, as torchvision's ``Resize``."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """Bilinear resize of a uint8 batch ``(N, C, H, W)`` to ``(N, C, size, size)``, rounded back to uint8.
 
@@ -49,8 +57,7 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.T
         return images
     out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8, device=images.device)
     for start in range(0, len(images), chunk):
-        part = images[start : start + chunk].float()
-        resized = F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        resized = resize_batch(images[start : start + chunk].float(), size)
         out[start : start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
@@ -154,14 +161,6 @@ class Progressive:
             return full
         between = self.min_size + (full - self.min_size) * (epoch - self.start) / (self.end - self.start)
         return min(full, max(self.min_size, self.step * round(between / self.step)))
-
-
-def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
-    """A float batch ``(B, C, H, W)`` resized to ``size`` x ``size`` (bilinear, half-pixel centres, antialiased
-    when shrinking, as :func:`resize_images`)."""
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -70,7 +70,8 @@ class DataConfig:
         if self.progressive_min_size is None:
             return None
         if self.progressive_end is None:
-            raise ConfigError("data.progressive_min_size needs data.progressive_end")
+            raise ConfigError("data.progressive_min_size needs data.progressive_end, the epoch from which "
+                              "training sees full-size images")
         return Progressive(self.progressive_min_size, self.progressive_start, self.progressive_end,
                            self.progressive_step)
 
@@ -196,11 +197,7 @@ class Config:
             size = getattr(self.data, name)
             if size is not None and size < 1:
                 raise ConfigError(f"data.{name} must be at least 1 pixel (leave it out for none), got {size}")
-        if self.data.progressive_min_size is not None:
-            if self.data.progressive_end is None:
-                raise ConfigError("data.progressive_min_size needs data.progressive_end, the epoch from which "
-                                  "training sees full-size images")
-            self.data.progressive()  # checks the rest
+        if self.data.progressive() is not None:  # builds the schedule, which checks its own fields
             if self.data.progressive_end > self.train.epochs:
                 raise ConfigError(f"data.progressive_end ({self.data.progressive_end}) is after the last epoch "
                                   f"({self.train.epochs}): the model would never train on the images it is scored on")
