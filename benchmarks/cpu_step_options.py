@@ -6,6 +6,7 @@ time per image as a ratio to the first variant's, and the time of its optimiser'
     PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group sgd --model resnet20
     PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group batch
     PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group depth
+    PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group size     # progressive resizing's image sizes
     PYTHONPATH=. python3 benchmarks/cpu_step_options.py --group denormal --weights RUN_FOLDER
 
 Real Fashion-MNIST images (Debian's dataset-fashion-mnist) when present, else Gaussian noise. ``--weights`` starts
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from resdyn import build_model
+from resdyn.data.loader import resize_batch
 from resdyn.device import describe_device
 
 
@@ -36,6 +38,8 @@ class Variant:
     batch: int = 128
     sgd: dict[str, Any] = field(default_factory=dict)
     flush_denormal: bool = False
+    #: the images' side (the data are 28x28; other sizes are resized as progressive resizing does)
+    size: int = 28
 
 
 def groups(model: str) -> dict[str, list[Variant]]:
@@ -46,6 +50,7 @@ def groups(model: str) -> dict[str, list[Variant]]:
                                                                flush_denormal=True)],
         "batch": [Variant(f"batch {b}", model, batch=b) for b in (128, 96, 192, 256)],
         "depth": [Variant(f"resnet depth {d}", "resnet", {"depth": d}) for d in (20, 26, 32)],
+        "size": [Variant(f"{s}x{s} images", model, size=s) for s in (28, 16, 20, 22, 24)],
     }
 
 
@@ -78,7 +83,8 @@ class Step:
         for _ in range(steps):
             start = (self.i * self.v.batch) % (len(self.data) - self.v.batch)
             self.i += 1
-            x = self.data[start : start + self.v.batch].contiguous(memory_format=torch.channels_last)
+            x = resize_batch(self.data[start : start + self.v.batch], self.v.size)
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss = nn.functional.cross_entropy(self.model(x).float(), self.labels[start : start + self.v.batch])
             self.optimizer.zero_grad(set_to_none=True)
@@ -98,7 +104,7 @@ class Step:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--group", choices=("sgd", "denormal", "batch", "depth"), required=True)
+    parser.add_argument("--group", choices=("sgd", "denormal", "batch", "depth", "size"), required=True)
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--weights", help="a run folder whose checkpoint's weights to start from")
     parser.add_argument("--steps", type=int, default=10)
