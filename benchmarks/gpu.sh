@@ -42,7 +42,7 @@ DATE=$(date +%Y-%m-%d)
 OUT="${OUT:-benchmarks/results/gpu-$DATE}"
 RUNS="runs/gpu-$DATE"
 PY="${PYTHON:-python3}"
-export PYTHONPATH=.
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"  # keeps a caller's path (e.g. carried wheels)
 
 # Checks every command's arguments as the command itself would read them, without running it: a `resdyn` command
 # through resdyn's parser and then the config a train command resolves, the suite a compare command loads, or

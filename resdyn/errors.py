@@ -18,3 +18,8 @@ class ConfigError(ResdynError, ValueError):
 
     Also a ``ValueError``, so library callers that catch bad values as ``ValueError`` keep working.
     """
+
+
+class UnsafeFileError(ResdynError, OSError):
+    """A file resdyn was about to write is a symbolic link, a hard link to another file, or not a regular file
+    (a FIFO, a device, a folder): writing would follow it to somewhere else, so the write is refused."""

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from resdyn.atomic import atomic_write
+from resdyn.atomic import atomic_write, open_own
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.typed import build_table
 
@@ -278,7 +278,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.file(self.LOCK)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = open_own(path, os.O_RDWR)  # never through a link: a planted lock -> ~/file is refused
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -288,7 +288,7 @@ class RunDir:
                                "or train into another --out") from None
             # The holder before us may have removed the file as we opened it: lock the file that is there now.
             try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                same = os.lstat(path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
             if same:
@@ -356,7 +356,7 @@ class RunDir:
 
     # -- metrics --------------------------------------------------------------------------------------
     def append_metrics(self, record: EpochRecord) -> None:
-        with open(self.file(self.METRICS), "a") as f:
+        with os.fdopen(open_own(self.file(self.METRICS), os.O_WRONLY | os.O_APPEND), "a") as f:
             f.write(json.dumps(record.to_json()) + "\n")
             f.flush()
             os.fsync(f.fileno())

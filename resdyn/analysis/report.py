@@ -28,6 +28,7 @@ from typing import Any
 import resdyn
 from resdyn.analysis.plots import MEMORY_KINDS, Plot, Series, all_plots, colours, nfe, number
 from resdyn.analysis.tables import format_table, human_bytes
+from resdyn.atomic import atomic_write
 from resdyn.runs import EpochRecord, RunDir, RunError, Summary, model_depth
 
 #: config keys that say how a run was executed, not what was run: runs differing only here are one experiment
@@ -458,14 +459,19 @@ def write_report(report: Report, out: str | Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     for section in report.sections:
         for plot in section.plots:
-            (out / _png_name(section.table.dataset, plot)).write_bytes(plot.png)
+            _write(out / _png_name(section.table.dataset, plot), plot.png)
     for extra in report.meanfield:
         for name, png in extra.images.items():
-            (out / name).write_bytes(png)
+            _write(out / name, png)
     html_path, md_path = out / "report.html", out / "report.md"
-    html_path.write_text(render_html(report))
-    md_path.write_text(render_markdown(report))
+    _write(html_path, render_html(report).encode())
+    _write(md_path, render_markdown(report).encode())
     return html_path, md_path
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically, and never through a link a report folder may hold (``report.md -> ~/notes.md`` is refused)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _png_name(dataset: str, plot: Plot) -> str:
