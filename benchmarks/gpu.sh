@@ -8,6 +8,7 @@
 #   revnet       RevNet's peak CUDA memory against ResNet's (benchmarks/revnet_memory.py)
 #   resnet20     the Fashion-MNIST ResNet-20 recipe in full (30 epochs; target >= 93%)
 #   bench-b512   resnet56 at batch 512
+#   bench-compiled  resnet20 at batch 128 with resdyn's train.compile (CUDA graphs on CUDA) against the same loops
 #   r56-vs-lm    ResNet-56 vs LM-ResNet-56, 3 seeds each, the recipe shortened to 3 epochs
 #
 # Each step runs under `timeout` with the budget beside it (seconds, estimated for an H200; their sum, 595 s, is the
@@ -18,6 +19,7 @@
 #   benchmarks/gpu.sh [--data-dir DIR] [--out DIR]     # DIR holding Fashion-MNIST's files, else $RESDYN_DATA,
 #                                                       # else data/fashion-mnist/ (git-ignored) if it is there
 #   benchmarks/gpu.sh --dry-run                         # print every command and check its arguments; no GPU needed
+#   benchmarks/gpu.sh --only fast,resnet20              # only these steps (a rerun of what failed or ran out of time)
 #
 # Uses `python3` (or $PYTHON) with PYTHONPATH=. from the repository root; installs nothing.
 set -uo pipefail
@@ -26,12 +28,14 @@ cd "$(dirname "$0")/.."
 DRY=0
 DATA_DIR="${RESDYN_DATA:-}"
 OUT=""
+ONLY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
         --data-dir) DATA_DIR="${2:?--data-dir needs a directory}"; shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --only) ONLY=",${2:?--only needs step names},"; shift ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu.sh: unknown argument $1 (valid: --dry-run, --data-dir DIR, --out DIR)" >&2; exit 2 ;;
     esac
     shift
@@ -94,6 +98,7 @@ fi
 step() {  # step NAME BUDGET_S COMMAND...
     local name=$1 budget=$2
     shift 2
+    if [ -n "$ONLY" ] && [[ "$ONLY" != *",$name,"* ]]; then return; fi
     if [ "$DRY" = 1 ]; then
         echo "[$name, ${budget} s] $*"
         printf '%q ' "${@:2}" >> "$CHECKS"
@@ -143,13 +148,15 @@ fi
 # ~3x the kernels: 6 runs x 3 epochs at ~6 s an epoch.
 step bench-b128 180 "$PY" -m resdyn bench --device cuda --batch-size 128 --steps 30 --warmup 10 --repeats 3 \
     --json "$OUT/bench_cuda_b128.json"
-step fast 60 "$PY" -m resdyn train -c fashion-mnist-fast --device cuda --out "$RUNS/fast" --overwrite \
+step fast 120 "$PY" -m resdyn train -c fashion-mnist-fast --device cuda --out "$RUNS/fast" --overwrite \
     --progress lines
 step revnet 45 "$PY" benchmarks/revnet_memory.py --device cuda --out "$OUT/revnet_memory_cuda.json"
-step resnet20 140 "$PY" -m resdyn train -c fashion-mnist-resnet20 --device cuda --out "$RUNS/resnet20" \
+step resnet20 200 "$PY" -m resdyn train -c fashion-mnist-resnet20 --device cuda --out "$RUNS/resnet20" \
     --overwrite --progress lines
 step bench-b512 50 "$PY" -m resdyn bench --device cuda --models resnet56 --batch-size 512 --steps 20 --warmup 10 \
     --repeats 3 --json "$OUT/bench_cuda_b512.json"
+step bench-compiled 100 "$PY" -m resdyn bench --device cuda --models resnet20 --batch-size 128 --steps 30 \
+    --warmup 10 --repeats 3 --set train.compile=true --json "$OUT/bench_cuda_b128_compiled.json"
 step r56-vs-lm 120 "$PY" -m resdyn compare -c suites/fashion-mnist-resnet56-vs-lm --out "$RUNS/r56-vs-lm" \
     --set train.epochs=3 --set train.progress=off
 

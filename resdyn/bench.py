@@ -40,7 +40,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torchdiffeq import odeint
 
 from resdyn.data import Augment, DatasetInfo, DeviceLoader, Split, load_dataset
-from resdyn.device import Speed, choose_speed, describe_device, resolve_device
+from resdyn.device import Speed, choose_speed, configure_backends, describe_device, resolve_device
 from resdyn.distributed import World
 from resdyn.errors import ConfigError
 from resdyn.nets import build_model
@@ -416,13 +416,8 @@ def check(args: argparse.Namespace) -> tuple[list[str], list[int]]:
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """``resdyn bench``: measure, print the table, write ``--json``."""
     names, batch_sizes = check(args)
-    device = resolve_device(args.device)
+    device = configure_backends(resolve_device(args.device))  # as train() does, for every loop alike
     workers = args.workers if args.workers is not None else (8 if device.type == "cuda" else 0)
-    if device.type == "cuda":
-        # As resdyn's train() does, for every loop alike.
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     info, split = bench_data(args.data, args.data_dir, args.synthetic)
     print(f"device {describe_device(device)}, torch {torch.__version__}, {args.steps} steps x {args.repeats} "
           f"repeats after {args.warmup} warm-up steps, {'synthetic ' if args.synthetic else ''}{args.data}",

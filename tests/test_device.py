@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from resdyn import device as device_module
-from resdyn.device import choose_speed, cpu_bf16_native
+from resdyn.device import choose_speed, configure_backends, cpu_bf16_native
 
 # Run in a fresh interpreter: inside the test process the allocator may keep freed pages resident, which would
 # say nothing about the reset.
@@ -84,3 +84,25 @@ def test_an_x86_cpu_computes_bf16_natively_only_with_avx512_bf16_or_amx(monkeypa
 def test_without_onednn_bf16_there_is_no_native_bf16(monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
     assert cpu_bf16_native() == (False, "bf16 not supported by oneDNN on this CPU")
+
+
+@pytest.mark.parametrize("name, local_rank, index", [("cuda", 0, 0), ("cuda", 1, 1), ("cuda:3", 1, 3)])
+def test_configure_backends_gives_cuda_an_index_that_set_device_accepts(monkeypatch, name, local_rank, index):
+    """torch.cuda.set_device(torch.device("cuda")) raises ("Expected a torch.device with a specified index");
+    every GPU training failed so before this (found on the first GPU run, an H200 with torch 2.11)."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device",
+                        lambda d: chosen.append(torch._utils._get_device_index(d, optional=False)))
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.benchmark = torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        device = configure_backends(torch.device(name), local_rank)
+        assert device == torch.device("cuda", index) and chosen == [index]
+        assert torch.backends.cudnn.benchmark and torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_configure_backends_leaves_the_cpu_alone():
+    assert configure_backends(torch.device("cpu"), 1) == torch.device("cpu")

@@ -143,7 +143,11 @@ class TrainConfig:
     #: score the test (and validation) data after every this many epochs and after the last one; the epochs
     #: between have no test scores in metrics.jsonl (a fixed-length run spends the time on training instead)
     eval_every: int = 1
+    #: torch.compile the model's forward (and so its backward)
     compile: bool = False
+    #: torch.compile's mode when compile is on: "auto" = "reduce-overhead" on CUDA (CUDA graphs: a small network
+    #: at batch 128 is bound by kernel launches there) and "default" elsewhere
+    compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune"] = "auto"
     seed: int = 0
     device: str = "auto"
     #: data-parallel runs (torchrun): synchronise BatchNorm statistics over all processes' images

@@ -44,7 +44,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from resdyn import version as provenance
 from resdyn.analysis.profile import mult_adds
 from resdyn.data import Augment, DatasetInfo, DeviceLoader, Resize, Split, load_dataset, split_validation, take
-from resdyn.device import Speed, choose_speed, describe_device, peak_memory_bytes, reset_peak_memory, resolve_device
+from resdyn.device import (
+    Speed,
+    choose_speed,
+    configure_backends,
+    describe_device,
+    peak_memory_bytes,
+    reset_peak_memory,
+    resolve_device,
+)
 from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import extra_loss, model_metrics
@@ -189,7 +197,9 @@ def build_parts(config: Config, info: DatasetInfo, device: torch.device, speed: 
         forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                           find_unused_parameters=True)
     if tc.compile:
-        forward = torch.compile(forward)
+        mode = tc.compile_mode if tc.compile_mode != "auto" else (
+            "reduce-overhead" if device.type == "cuda" else "default")
+        forward = torch.compile(forward, mode=mode)
     criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
     return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, speed)
 
@@ -525,17 +535,11 @@ def train(
     tc = config.train
     device = resolve_device(tc.device)
     world = join_world(device.type)
-    if world.size > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", world.local_rank)
+    device = configure_backends(device, world.local_rank)
     progress = progress or Progress(tc.progress)
     if not world.is_main:
         progress = Progress("off")
     torch.manual_seed(tc.seed)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     memory_reset = reset_peak_memory(device)
 
     with ExitStack() as holding:

@@ -324,3 +324,22 @@ def test_divergence_before_any_checkpoint_does_not_claim_one(tmp_path):
     assert "still holds" not in message and "--resume" not in message
     assert "no epoch had finished, so there is no checkpoint" in message and "--overwrite" in message
     assert not RunDir(tmp_path).has_checkpoint()
+
+
+@pytest.mark.parametrize("device, mode, chosen", [
+    ("cuda", "auto", "reduce-overhead"), ("cpu", "auto", "default"), ("cuda", "max-autotune", "max-autotune"),
+])
+def test_compile_mode_auto_is_cuda_graphs_on_cuda_only(monkeypatch, device, mode, chosen):
+    """On CUDA a small network at batch 128 is bound by kernel launches (the first GPU bench: eager resdyn at
+    0.29x of a CUDA-graph loop), so "auto" compiles with CUDA graphs there."""
+    from resdyn.data.catalog import DIGITS_INFO
+    from resdyn.device import Speed
+    from resdyn.distributed import World
+    from resdyn.train import loop
+
+    modes = []
+    monkeypatch.setattr(loop.torch, "compile", lambda forward, mode: modes.append(mode) or forward)
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)  # no GPU needed to build the parts
+    config = small("train.compile=true", f"train.compile_mode={mode}")
+    loop.build_parts(config, DIGITS_INFO, torch.device(device), Speed(False, False, ""), World())
+    assert modes == [chosen]
