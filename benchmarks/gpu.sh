@@ -120,8 +120,10 @@ step() {  # step NAME BUDGET_S COMMAND...
 
 keep() {  # keep RUN: the small files of a run folder (or a suite's folder) in the results; no checkpoints
     [ -d "$RUNS/$1" ] || return 0
+    local dest
+    dest=$(cd "$OUT" && pwd)  # absolute: --out may be relative or absolute
     (cd "$RUNS" && find "$1" -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.toml' -o -name '*.md' \
-        -o -name '*.png' -o -name '*.html' \) -exec cp --parents {} "$OLDPWD/$OUT/" \;)
+        -o -name '*.png' -o -name '*.html' \) -exec cp --parents {} "$dest/" \;)
 }
 
 if [ "$DRY" = 0 ]; then
