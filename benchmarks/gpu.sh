@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one call that finishes in under 10 minutes on an H100/H200 (issue 12):
+# Everything that needs a GPU, in two calls of under 10 minutes each on an H100/H200:
 #
 #   bench-b128   resdyn bench: resdyn vs (a) a per-image DataLoader loop and (b) the best plain loop (compiled),
 #                resnet20, resnet56, lm-resnet56, revnet38, odenet at batch 128; the odenet row is also the
@@ -11,9 +11,12 @@
 #   bench-compiled  resnet20 at batch 128 with resdyn's train.compile (CUDA graphs on CUDA) against the same loops
 #   r56-vs-lm    ResNet-56 vs LM-ResNet-56, 3 seeds each, the recipe shortened to 3 epochs
 #
-# Each step runs under `timeout` with the budget beside it (seconds, estimated for an H200; their sum, 595 s, is the
-# script's bound), its output in <out>/<step>.log and its exit code and wall time in <out>/steps.tsv (124: it ran
-# out of time). Results go to benchmarks/results/gpu-<date>/ (the run folders' checkpoints stay in runs/gpu-<date>/);
+# Each step runs under `timeout` with the budget beside it (seconds; fast, revnet, resnet20 and bench-compiled as
+# measured on the first H200 run, benchmarks/results/gpu-2026-12-04/, with room; the others estimated; bench-b128 ran out of 180 s there after three models), its output
+# in <out>/<step>.log and its exit code and wall time in <out>/steps.tsv (124: it ran out of time). The budgets sum
+# to 935 s, more than one 10-minute device call: split it, e.g. `--only bench-b128,fast,revnet` (465 s) and
+# `--only resnet20,bench-b512,bench-compiled,r56-vs-lm` (470 s). Results go to benchmarks/results/gpu-<date>/
+# (the run folders' checkpoints stay in runs/gpu-<date>/);
 # <out>/summary.md gathers the figures.
 #
 #   benchmarks/gpu.sh [--data-dir DIR] [--out DIR]     # DIR holding Fashion-MNIST's files, else $RESDYN_DATA,
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
         --data-dir) DATA_DIR="${2:?--data-dir needs a directory}"; shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --only) ONLY=",${2:?--only needs step names},"; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu.sh: unknown argument $1 (valid: --dry-run, --data-dir DIR, --out DIR)" >&2; exit 2 ;;
     esac
     shift
@@ -148,7 +151,7 @@ fi
 # of three loops per model; the fast recipe's target is 20 s; revnet_memory is 9 models x 2 steps; the ResNet-20
 # recipe is 30 epochs of 469 steps at ~4 ms a step (eager, launch-bound) plus evaluation, ~2 min; ResNet-56 is
 # ~3x the kernels: 6 runs x 3 epochs at ~6 s an epoch.
-step bench-b128 180 "$PY" -m resdyn bench --device cuda --batch-size 128 --steps 30 --warmup 10 --repeats 3 \
+step bench-b128 300 "$PY" -m resdyn bench --device cuda --batch-size 128 --steps 30 --warmup 10 --repeats 3 \
     --json "$OUT/bench_cuda_b128.json"
 step fast 120 "$PY" -m resdyn train -c fashion-mnist-fast --device cuda --out "$RUNS/fast" --overwrite \
     --progress lines

@@ -14,7 +14,7 @@ import pytest
 from resdyn.recipes import recipe_names
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ["bench-b128", "fast", "revnet", "resnet20", "bench-b512", "r56-vs-lm"]
+STEPS = ["bench-b128", "fast", "revnet", "resnet20", "bench-b512", "bench-compiled", "r56-vs-lm"]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="gpu.sh is a bash script")
@@ -31,6 +31,16 @@ def test_the_gpu_scripts_dry_run_checks_every_commands_arguments(tmp_path):
     assert "fashion-mnist-fast" in recipe_names()
     assert done.returncode == 0, done.stderr
     assert not out.exists()  # a dry run writes nothing
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="gpu.sh is a bash script")
+def test_only_runs_the_named_steps(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(ROOT / "benchmarks/gpu.sh"), "--dry-run", "--only", "resnet20,fast"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert [line.split(",")[0].lstrip("[") for line in done.stdout.splitlines() if line.startswith("[")] == [
+        "fast", "resnet20"]
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_gpu_script_refuses_an_unknown_argument():
