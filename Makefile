@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up, get Fashion-MNIST, train the main job, print the table and where the results are
-#   make test   set up, get Fashion-MNIST, lint and run the test suite
+#   make test   set up, get Fashion-MNIST, lint and run the test suite (what CI runs)
+# and, while working: make test-fast (lint and the unit tests: no apt, no browser, no wheel build, no slow runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data browser demo test lint clean
+.PHONY: setup data browser demo test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -69,6 +70,10 @@ lint: setup
 
 test: setup data browser lint
 	$(PY) -m pytest -q
+
+# Tests that need Debian's Fashion-MNIST skip themselves where it is absent.
+test-fast: setup lint
+	$(PY) -m pytest -q -m "not slow" --ignore=tests/analysis/test_report_browser.py --ignore=tests/test_install.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -95,3 +95,19 @@ def test_the_wheel_installed_in_a_fresh_venv_is_the_whole_tool(tmp_path):
     run(resdyn, "report", "run", "--out", "report", cwd=work)
     report = (work / "report" / "report.md").read_text()
     assert f"{100 * summary['test_acc']:.2f}" in report and (work / "report" / "report.html").is_file()
+
+
+def test_every_dependency_is_bounded_on_both_sides():
+    """A dependency's next major release may change the API resdyn uses: every requirement, in every extra too,
+    names a lowest and a highest version (the highest excluded)."""
+    import re
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values()
+                                                for r in extra)]
+    unbounded = [r for r in requirements if not (re.search(r">=\s*[\d.]+", r) and re.search(r"<\s*[\d.]+", r))]
+    assert not unbounded, f"requirements without a lower and an upper bound: {unbounded}"
