@@ -73,7 +73,7 @@ test: setup data browser lint
 
 # Tests that need Debian's Fashion-MNIST skip themselves where it is absent.
 test-fast: setup lint
-	$(PY) -m pytest -q -m "not slow" --ignore=tests/analysis/test_report_browser.py --ignore=tests/test_install.py
+	$(PY) -m pytest -q -m "not slow" --ignore=tests/analysis/test_report_browser.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
