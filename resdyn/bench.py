@@ -203,7 +203,8 @@ def _positive_ints(text: str, what: str) -> list[int]:
 
 
 def check(args: argparse.Namespace) -> tuple[list[str], list[int]]:
-    """The models and batch sizes of ``args``, with every option checked (no device or data needed)."""
+    """The models and batch sizes of ``args``, with every option checked and the baselines found (no device or
+    data needed)."""
     from resdyn.data import DATASETS
     from resdyn.nets import MODELS as REGISTERED
 
@@ -217,4 +218,5 @@ def check(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     for flag in ("steps", "warmup", "repeats"):
         _positive_ints(str(getattr(args, flag)), f"--{flag}")
     apply_overrides(Config(), args.set).validate()
+    loop_classes()
     return names, batch_sizes

@@ -109,6 +109,7 @@ def test_bench_says_where_the_baselines_are_when_they_cannot_be_imported(monkeyp
     monkeypatch.setattr(bench, "BASELINES", "benchmarks.no_such_module")
     assert main(["bench", "--synthetic", "--models", "resnet20", "--batch-size", "8", "--steps", "1", "--warmup",
                  "1", "--repeats", "1", "--device", "cpu"]) == 1
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before the device or the data are touched
     assert err.startswith("resdyn: error: resdyn bench compares against plain PyTorch loops") and err.count("\n") == 1
     assert "benchmarks/baselines.py" in err and "PYTHONPATH=." in err

@@ -1,4 +1,6 @@
-"""Command line: ``resdyn train | models | data | recipes | compare | report | meanfield | bench`` (python -m resdyn).
+"""Command line: ``resdyn train | models | data | recipes | compare | report | bench`` (also ``python -m resdyn``).
+
+``resdyn meanfield`` is its own package's command (:mod:`resdyn.meanfield.cli`), registered here like the others.
 
 Strings become objects here and nowhere else: names go through the registries, flags become config
 overrides, and the library below sees only typed config and objects.
