@@ -72,7 +72,7 @@ def _generated() -> str:
 
 def _read_count(report: Report) -> str:
     if report.extra and not report.runs and not report.skipped:
-        return f"{len(report.extra)} mean-field section(s)."
+        return f"{len(report.extra)} result section(s)."
     counted_once = f", {len(report.duplicates)} counted once" if report.duplicates else ""
     return f"{len(report.runs)} run(s) read, {len(report.skipped)} skipped{counted_once}."
 
