@@ -38,8 +38,8 @@ def plain_worker(args: argparse.Namespace) -> None:
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
     from torch.utils.data import DataLoader
 
+    from benchmarks.baselines import PerImageData
     from resdyn import build_model
-    from resdyn.bench import PerImageData
     from resdyn.data import load_dataset, take
     from resdyn.recipes import find_recipe
     from resdyn.train.config import load_config

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from resdyn.analysis.report import RUN_ONLY_KEYS, Report, build_report, flatten, write_report
+from resdyn.analysis.report import Report, build_report, write_report
+from resdyn.experiment import differences, flatten
 from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, dump_config, load_config
@@ -214,11 +215,11 @@ def status(experiment: Experiment) -> Status:
         finished = False  # a corrupt summary: resuming a finished run only re-evaluates it and rewrites it
     if not finished and not run.has_checkpoint():
         return "start"
-    stored = flatten(Config.from_dict(run.current_config(), str(run.file(RunDir.CONFIG))).to_dict())
-    wanted = flatten(experiment.config.to_dict())
-    differ = sorted(k for k in stored.keys() | wanted.keys()
-                    if k not in RUN_ONLY_KEYS and stored.get(k) != wanted.get(k))
+    stored = Config.from_dict(run.current_config(), str(run.file(RunDir.CONFIG))).to_dict()
+    wanted = experiment.config.to_dict()
+    differ = differences(stored, wanted)
     if differ:
+        stored, wanted = flatten(stored), flatten(wanted)
         changes = "; ".join(f"{k}: {stored.get(k, '(unset)')!r} there, {wanted.get(k, '(unset)')!r} here"
                             for k in differ)
         raise ConfigError(f"{experiment.path} holds a run of another config ({changes}); delete that folder to run "

@@ -1,4 +1,5 @@
-"""resdyn bench: the plain baselines train the same models as resdyn, and --json writes the table."""
+"""resdyn bench: the plain baselines (benchmarks/baselines.py) train the same models as resdyn, and --json writes
+the table."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import pytest
 import torch
 
+from benchmarks import baselines
 from resdyn import bench, build_model
 from resdyn.cli import main
 from resdyn.metrics import model_metrics
@@ -15,7 +17,7 @@ from resdyn.metrics import model_metrics
 def test_the_torchdiffeq_example_odenet_is_resdyns_odenet():
     """Same parameters in the same order, the same function, the same number of field evaluations."""
     torch.manual_seed(0)
-    reference = bench.reference_odenet(1, 10).double().eval()
+    reference = baselines.reference_odenet(1, 10).double().eval()
     ours = build_model("odenet", 1, 10, **bench.model_options("odenet")).double().eval()
     theirs, mine = list(reference.parameters()), list(ours.parameters())
     assert [p.shape for p in theirs] == [p.shape for p in mine]
@@ -36,7 +38,7 @@ def settings() -> bench.Settings:
 
 def test_the_three_loops_train_the_same_model_with_the_same_optimiser():
     info, split = bench.bench_data("fashion-mnist", None, synthetic=True)
-    loops = {kind: cls("resnet20", info, split, settings()) for kind, cls in bench.LOOP_CLASSES.items()}
+    loops = {kind: cls("resnet20", info, split, settings()) for kind, cls in bench.loop_classes().items()}
     models = {"resdyn": loops["resdyn"].parts.model, "plain": loops["plain"].model, "best": loops["best"].model}
     optimisers = {"resdyn": loops["resdyn"].parts.optimizer, "plain": loops["plain"].optimizer,
                   "best": loops["best"].optimizer}
@@ -86,7 +88,7 @@ def test_bench_refuses_bad_options_before_measuring(flags, message, capsys):
 def test_the_per_image_pipeline_crops_within_its_padding(padding):
     from resdyn.data import Split
     images = torch.randint(1, 256, (64, 1, 6, 6), dtype=torch.uint8)
-    data = bench.PerImageData(Split(images, torch.zeros(64, dtype=torch.long)), 0.0, 1.0, flip=False,
+    data = baselines.PerImageData(Split(images, torch.zeros(64, dtype=torch.long)), 0.0, 1.0, flip=False,
                               padding=padding)
     torch.manual_seed(0)
     shifts = set()
@@ -100,3 +102,14 @@ def test_the_per_image_pipeline_crops_within_its_padding(padding):
         assert len(found) == 1
         shifts.add(found[0])
     assert max(max(abs(dy), abs(dx)) for dy, dx in shifts) == padding
+
+
+def test_bench_says_where_the_baselines_are_when_they_cannot_be_imported(monkeypatch, capsys):
+    """Installed from a wheel, without the repository's benchmarks/: one line saying how to run it."""
+    monkeypatch.setattr(bench, "BASELINES", "benchmarks.no_such_module")
+    assert main(["bench", "--synthetic", "--models", "resnet20", "--batch-size", "8", "--steps", "1", "--warmup",
+                 "1", "--repeats", "1", "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before the device or the data are touched
+    assert err.startswith("resdyn: error: resdyn bench compares against plain PyTorch loops") and err.count("\n") == 1
+    assert "benchmarks/baselines.py" in err and "PYTHONPATH=." in err

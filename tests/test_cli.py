@@ -83,22 +83,43 @@ def test_data_actions_need_a_name(argv, capsys):
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
     """Only the ResdynError family is a user error; a ValueError from a bug must not be hidden as one."""
-    import resdyn.cli as cli
+    from resdyn.cli import models
     from resdyn.errors import ConfigError
 
     def user_error(args):
         raise ConfigError("depth must be 6n+2")
 
-    monkeypatch.setattr(cli, "cmd_models", user_error)
+    monkeypatch.setattr(models, "run", user_error)
     assert main(["models"]) == 1
     assert capsys.readouterr().err == "resdyn: error: depth must be 6n+2\n"
 
     def bug(args):
         raise ValueError("an internal invariant broke")
 
-    monkeypatch.setattr(cli, "cmd_models", bug)
+    monkeypatch.setattr(models, "run", bug)
     with pytest.raises(ValueError, match="internal invariant"):
         main(["models"])
+
+
+def test_every_subcommand_runs_its_own_module_and_nothing_falls_through():
+    """Each parser is bound to its module's run: an unhandled command can no longer fall through to `data`."""
+    import argparse
+
+    from resdyn.cli import COMMANDS, build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(sub.choices) == len(COMMANDS)
+    for module in COMMANDS:
+        (name,) = [n for n, p in sub.choices.items() if p.get_default("run") is module.run]
+        assert name == module.add_parser(argparse.ArgumentParser().add_subparsers()).prog.split()[-1]
+
+
+def test_the_recorded_command_is_built_in_one_place(monkeypatch):
+    from resdyn.cli import command_line
+
+    assert command_line(["train", "--out", "my runs/a"]) == "resdyn train --out 'my runs/a'"
+    monkeypatch.setattr("sys.argv", ["resdyn", "models", "--options", "resnet"])
+    assert command_line(None) == "resdyn models --options resnet"
 
 
 # -- bad input is refused before any work, in one line (issue 14) -------------------------------------------

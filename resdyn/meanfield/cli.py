@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
 import numpy as np
@@ -36,8 +35,8 @@ def _ints(text: str) -> list[int]:
     return sorted({int(round(v)) for v in values})
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``meanfield`` with its ``curves`` and ``map`` subcommands to ``resdyn``'s subparsers."""
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``meanfield`` with its ``curves`` and ``map`` subcommands to ``resdyn``'s subparsers; return it."""
     parser = subparsers.add_parser("meanfield", help="mean-field theory of residual nets: curves and trainability maps",
                                    description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="meanfield_command", required=True)
@@ -76,14 +75,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--lr", type=float, default=0.005)
     m.add_argument("--momentum", type=float, default=0.9)
     m.add_argument("--device", default="cpu")
+    return parser
 
 
-def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    """Run ``resdyn meanfield curves`` or ``map`` from parsed ``args``; ``argv`` (default ``sys.argv[1:]``) is
-    recorded as the command."""
+def run(args: argparse.Namespace) -> int:
+    """Run ``resdyn meanfield curves`` or ``map`` from parsed ``args``; ``args.command_line`` is recorded as the
+    command."""
     from resdyn.meanfield.folders import write_curves, write_map
 
-    command = "resdyn " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = args.command_line
     if args.alpha is not None and args.activation != "alpha-relu":
         raise ConfigError("--alpha is the exponent of alpha-relu; drop it or pass --activation alpha-relu")
     if args.meanfield_command == "curves":

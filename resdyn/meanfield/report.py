@@ -10,25 +10,15 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resdyn.analysis.report.sections import ReportSection
 from resdyn.meanfield.folders import CURVES_PNG, MAP_PNG, read_curves, read_map
 from resdyn.meanfield.plots import curves_png, map_png
 
 
-@dataclass(frozen=True)
-class Section:
-    """One part of a report: a title, its Markdown and HTML bodies, and the PNGs the Markdown links by name."""
-
-    title: str
-    markdown: str
-    html: str
-    images: dict[str, bytes] = field(default_factory=dict)
-
-
-def sections(folder: str | Path) -> list[Section]:
+def sections(folder: str | Path) -> list[ReportSection]:
     """The report sections of ``folder``: one for ``curves.json``, one for ``map.json``, none if neither."""
     folder = Path(folder)
     found = []
@@ -64,7 +54,7 @@ def _settings_line(settings: dict[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{k} = {settings[k]}" for k in keys if settings.get(k) is not None)
 
 
-def curves_section(curves: dict[str, Any], folder: Path) -> Section:
+def curves_section(curves: dict[str, Any], folder: Path) -> ReportSection:
     """Theory against simulation at the last layer, the figure, the settings and the command."""
     s = curves["settings"]
     title = f"Mean-field curves: {s['net'].upper()} {s['activation']}, depth {s['depth']} ({folder})"
@@ -86,7 +76,7 @@ def curves_section(curves: dict[str, Any], folder: Path) -> Section:
     return _section(title, facts, headers, rows, CURVES_PNG, curves_png(curves), curves.get("command", ""))
 
 
-def map_section(result: dict[str, Any], folder: Path) -> Section:
+def map_section(result: dict[str, Any], folder: Path) -> ReportSection:
     """The test-accuracy grid (depth x axis value) as a table, the heat map, the settings, time and command."""
     s = result["settings"]
     title = f"Trainability map: {s['net'].upper()} {s['activation']} on {s['data']} ({folder})"
@@ -101,10 +91,10 @@ def map_section(result: dict[str, Any], folder: Path) -> Section:
 
 
 def _section(title: str, facts: str, headers: Sequence[str], rows: Sequence[Sequence[str]], png_name: str,
-             png: bytes, command: str) -> Section:
+             png: bytes, command: str) -> ReportSection:
     """Heading, settings, table, figure and command, as Markdown (linking ``png_name``) and as HTML."""
     md = "\n\n".join([f"## {title}", facts, _md_table(headers, rows), f"![{title}]({png_name})",
                       f"Command: `{command}`" if command else ""]).rstrip() + "\n"
     body = "".join([f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(facts)}</p>", _html_table(headers, rows),
                     _img(png, title), f"<p>Command: <code>{html.escape(command)}</code></p>" if command else ""])
-    return Section(title, md, body, {png_name: png})
+    return ReportSection(title, md, body, {png_name: png})

@@ -78,11 +78,11 @@ def test_a_documented_difference_needs_its_note():
     assert check.params_ok and check.mult_adds is None
 
 
-def test_models_seed_figures_lists_the_recipes_that_quote_one(capsys, monkeypatch):
+def test_models_paper_figures_lists_the_recipes_that_quote_one(capsys, monkeypatch):
     shown = ["cifar10/lm-resnet20", "cifar10/resnet20", "cifar10/resnet1202-sd", "cifar100/resnet164",
              "suites/cifar10-resnet-vs-lm"]
     monkeypatch.setattr(recipes, "recipe_names", lambda: shown)
-    assert main(["models", "--seed-figures"]) == 0
+    assert main(["models", "--paper-figures"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("cifar")}
     assert set(rows) == {"cifar10/lm-resnet20", "cifar10/resnet20", "cifar100/resnet164"}
@@ -90,3 +90,15 @@ def test_models_seed_figures_lists_the_recipes_that_quote_one(capsys, monkeypatc
     assert rows["cifar10/lm-resnet20"][1:7] == ["272,384", "273,475", "-1,091", "5.224G", "5.22G", "differs"]
     assert rows["cifar10/resnet20"][1:] == ["269,722", "0.27M", "-", "-", "-", "reproduced"]
     assert "creates 1,091 parameters its forward pass never uses" in out
+
+
+def test_the_old_seed_figures_flag_still_works_and_says_to_use_paper_figures(capsys, monkeypatch):
+    monkeypatch.setattr(recipes, "recipe_names", lambda: ["cifar10/resnet20"])
+    assert main(["models", "--seed-figures"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "resdyn: --seed-figures is deprecated; use --paper-figures\n"
+    assert "cifar10/resnet20" in captured.out
+    with pytest.raises(SystemExit):
+        main(["models", "--help"])
+    shown = capsys.readouterr().out
+    assert "--paper-figures" in shown and "--seed-figures" not in shown

@@ -235,7 +235,7 @@ def test_a_run_folder_written_before_the_summary_held_mult_adds_and_depth_still_
 
 
 def test_the_runs_table_shows_each_code_version_and_whether_it_was_dirty():
-    from resdyn.analysis.report import _versions
+    from resdyn.analysis.report.render import _versions
 
     a, b = "a" * 40, "b" * 40
     base = Summary(model="resnet", data="digits", params=1, test_acc=0.5)

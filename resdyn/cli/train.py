@@ -1,0 +1,115 @@
+"""``resdyn train``: train a model into a run folder, or resume one; print its epochs and summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from resdyn.analysis.tables import format_table, human_bytes
+from resdyn.recipes import find_recipe, is_suite
+from resdyn.runs import RunDir
+from resdyn.train.config import Config, ConfigError, load_config, parse_overrides, set_values
+
+# Flags of `resdyn train` that are shorthands for config keys.
+TRAIN_FLAGS = {
+    "model": "model.name",
+    "data": "data.name",
+    "data_dir": "data.dir",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "optim.lr",
+    "device": "train.device",
+    "seed": "train.seed",
+    "limit_train": "data.limit_train",
+    "limit_test": "data.limit_test",
+    "progress": "train.progress",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    t = sub.add_parser("train", help="train a model into a run folder (or resume one)")
+    t.add_argument("-c", "--config", metavar="FILE|RECIPE",
+                   help="TOML config file, or the name of a shipped recipe (see `resdyn recipes`)")
+    t.add_argument("--model", help="model name (see `resdyn models`)")
+    t.add_argument("--data", help="dataset name (see `resdyn data list`)")
+    t.add_argument("--data-dir", help="directory holding the dataset's files")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--limit-train", type=int, help="train on the first N of a seeded permutation")
+    t.add_argument("--limit-test", type=int, help="test on the first N of a seeded permutation")
+    t.add_argument("--progress", choices=["auto", "bar", "lines", "off"])
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key, e.g. --set optim.name=adamw --set schedule.milestones=[80,120]")
+    t.add_argument("--out", help="run folder (default runs/MODEL-DATA-seedN)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    return t
+
+
+def resolve_train_config(args: argparse.Namespace) -> tuple[Config, list[tuple[str, Any]]]:
+    """Config from (in order of precedence) --set, the shorthand flags, -c FILE or the run folder, defaults; and
+    what the flags and --set changed, as (dotted key, value). A resume starts from the config the run was
+    started with and applies, in order, the overrides of its earlier resumes that trained."""
+    if args.resume:
+        run = RunDir(args.resume)
+        config = Config.from_dict(run.read_config(), source=str(run.file(RunDir.CONFIG)))
+        for resume in run.read_resumes():
+            if resume.applied:
+                config = set_values(config, [(k, v) for k, v in resume.overrides],
+                                    source=f"{run.file(RunDir.RESUMES)} ({resume.command})")
+    elif args.config:
+        path = find_recipe(args.config)
+        if is_suite(path):
+            raise ConfigError(f"{args.config} is a suite (it has a [suite] table), not a single run: run it with "
+                              f"`resdyn compare -c {args.config}`")
+        config = load_config(path)
+    else:
+        config = Config()
+    # Flag values are assigned as they are, never re-read as TOML text: a path stays exactly that path.
+    changes = [(key, getattr(args, flag)) for flag, key in TRAIN_FLAGS.items() if getattr(args, flag) is not None]
+    changes += parse_overrides(args.set)
+    return set_values(config, changes), changes
+
+
+def run(args: argparse.Namespace) -> int:
+    from resdyn.train.loop import train
+
+    config, changes = resolve_train_config(args)
+    config.validate()
+    out = args.resume or args.out or f"runs/{config.model.name}-{config.data.name}-seed{config.train.seed}"
+    train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=args.command_line,
+          overrides=changes if args.resume else None)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process prints
+        print(run_table(RunDir(out)))
+        print(f"\nresults in {out}/ (config.toml, metrics.jsonl, checkpoint.pt, summary.json)")
+    return 0
+
+
+def run_table(run: RunDir) -> str:
+    """The epochs of a run and its summary, as terminal tables."""
+    metrics = run.read_metrics()
+    rows = [[m.epoch, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.epoch_time_s, m.images_per_s]
+            for m in metrics]
+    epochs = format_table(["epoch", "lr", "train loss", "train acc", "test loss", "test acc", "time s", "img/s"],
+                          rows)
+    s = run.read_summary()
+    if s is None:
+        return epochs
+    processes = f", {s.world_size} processes" if s.world_size and s.world_size > 1 else ""
+    facts = [
+        ("model", f"{s.model} ({s.params:,} parameters)"),
+        ("data", f"{s.data} ({s.train_images:,} train / {s.test_images:,} test images)"),
+        ("test accuracy", f"{s.test_acc:.4f} (error {100 * (1 - s.test_acc):.2f}%, weights: {s.final_weights}"
+                          f"{', flip TTA' if s.tta == 'flip' else ''})"),
+        ("best test accuracy", f"{s.best_test_acc:.4f}"),
+        ("test loss", f"{s.test_loss:.4f}"),
+        ("train time", f"{s.train_time_s:.1f} s ({s.train_time_per_epoch_s:.1f} s/epoch)"),
+        ("peak memory", f"{human_bytes(s.peak_memory_bytes)} ({s.peak_memory_kind})"),
+        ("device", f"{s.device}, {s.precision}{processes}"),
+    ]
+    width = max(len(k) for k, _ in facts)
+    return epochs + "\n\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in facts)
