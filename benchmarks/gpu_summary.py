@@ -1,5 +1,5 @@
 """The Markdown summary of a benchmarks/gpu.sh results folder: the machine, each step's exit code and time, and
-the figures the issue's GPU targets name.
+the figures that the GPU targets name.
 
     PYTHONPATH=. python3 benchmarks/gpu_summary.py benchmarks/results/gpu-DATE > benchmarks/results/gpu-DATE/summary.md
 """

@@ -1,7 +1,8 @@
-"""How well an ODE block's tolerance controls its gradient, by the field's activation: ReLU (seed 004) against smooth
-ones. For seed 004's field (``TimeConvField``, 64 channels on a 6x6 state, at initialisation) in float64, the
-gradient of a fixed linear loss of ``z(1)`` with respect to the field's parameters, by the adjoint method and by
-backprop through dopri5 at ``rtol = atol``, against backprop at a tight reference tolerance.
+"""How well an ODE block's tolerance controls its gradient, by the field's activation: ReLU (Chen et al. 2018's, and
+Gładzik 2019's) against smooth ones. For that ODENet's field (``TimeConvField``, 64 channels on a 6x6 state, at
+initialisation) in float64, the gradient of a fixed linear loss of ``z(1)`` with respect to the field's parameters,
+by the adjoint method and by backprop through dopri5 at ``rtol = atol``, against backprop at a tight reference
+tolerance.
 
     PYTHONPATH=. python3 benchmarks/ode_activation_gradients.py \\
         --out benchmarks/results/ode_activation_gradients_cpu.json

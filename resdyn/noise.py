@@ -1,13 +1,15 @@
-"""Noise: how training perturbs the dynamics, as wrappers around residual fields (seed 000 sec. 4; seed 002).
+"""Noise: how training perturbs the dynamics, as wrappers around residual fields (Lu et al. 2018, sec. 4 of the
+FIUBA replication report and the stochastic-dynamics slides of arXiv:1710.10121).
 
 A noise object wraps the fields of a network one by one (``noise.wrap(make_field, index, count, keeps_shape)``),
 so it works under every scheme: the scheme only ever sees a field. In eval mode every wrapper is
 deterministic and returns the expectation of its training-time branch.
 
 - Stochastic depth (Huang et al. 2016): ``x_{n+1} = x_n + eta_n f_n(x_n)``, ``P(eta_n = 1) = p_n``, ``p_n``
-  falling linearly to ``p_L`` at the last field by one of three schedules (:data:`SD_SCHEDULES`): Huang et al.'s,
-  the LM-ResNet authors' code's, and resdyn's own earlier rule (the default). A dropped transition is ``P_n x``.
-- Shake-shake (Gastaldi 2017) with the time step of seed 000 eq. 27:
+  falling linearly to ``p_L`` at the last field by one of three schedules (:data:`SD_SCHEDULES`): Huang et al.'s
+  (the default), the LM-ResNet authors' code's, and ``linear``, Huang's with the transitions never dropped per
+  batch. A dropped transition is ``P_n x``.
+- Shake-shake (Gastaldi 2017) with the time step of the replication report's eq. 27:
   ``x_{n+1} = x_n + (dt/2 + sqrt(dt) (eta - 1/2)) f1(x_n) + (dt/2 + sqrt(dt) (1/2 - eta)) f2(x_n)``,
   ``eta ~ U(0, 1)`` per image; ``dt = 1`` is plain shake-shake.
 - Gaussian noise injection: ``x_{n+1} = x_n + f(x_n) + sigma * eps``, ``eps ~ N(0, I)``.
@@ -91,7 +93,7 @@ class DropBranch(nn.Module):
 
 SDSchedule = Literal["linear", "huang", "lm-code"]
 SD_SCHEDULES: dict[str, str] = {
-    "linear": "p_n = 1 - n/N (1 - p_L), n = 1..N; a per-batch draw never drops a transition (resdyn's first rule)",
+    "linear": "p_n = 1 - n/N (1 - p_L), n = 1..N, as huang; but a per-batch draw never drops a transition",
     "huang": "p_l = 1 - l/L (1 - p_L), l = 1..L over every block, transitions too (Huang et al. 2016)",
     "lm-code": "p_i = 1 - i/(n-1) (1 - p_L), i = 0..n-1 over every block, transitions too (the LM-ResNet code)",
 }
@@ -99,18 +101,19 @@ SD_SCHEDULES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class StochasticDepth(Noise):
-    """Survival falling linearly to ``survival_last`` (p_L: 0.8 for depth 56, 0.5 for 110 in the seeds).
+    """Survival falling linearly to ``survival_last`` (p_L: 0.8 for depth 56, 0.5 for 110 in Lu et al. 2018).
 
     The ``schedule`` (:data:`SD_SCHEDULES`) counts every field of the network, the transitions included:
 
-    - ``"huang"``, Huang et al. 2016: ``p_l = 1 - (l / L)(1 - p_L)`` for the l-th of L blocks (l = 1..L;
-      their input ``H_0`` is the always-active l = 0, as seed 002 quotes), so even the first block may drop.
+    - ``"huang"`` (the default), Huang et al. 2016: ``p_l = 1 - (l / L)(1 - p_L)`` for the l-th of L blocks
+      (l = 1..L; their input ``H_0`` is the always-active l = 0, as Lu's slides quote), so even the first block
+      may drop.
       E[dropped blocks per pass] = ``(L + 1) / 2 (1 - p_L)``.
     - ``"lm-code"``, the LM-ResNet authors' code: ``p_i = 1 - i / (n - 1) (1 - p_L)`` for the i-th of n blocks
       (i = 0..n-1, n = 3 x blocks per stage), so the first block always survives and the last has ``p_L``.
       E[dropped] = ``n / 2 (1 - p_L)``.
-    - ``"linear"`` (the default, so configs written before the published schedules keep their meaning): Huang's
-      ``p_n``, except that a per-batch draw never drops a transition (its branch always runs).
+    - ``"linear"``: Huang's ``p_n``, except that a per-batch draw never drops a transition (its branch always
+      runs); no paper's rule.
 
     Both papers drop transitions: a dropped transition's step is its shortcut ``P_n x``.
     """
@@ -118,7 +121,7 @@ class StochasticDepth(Noise):
     survival_last: float = 0.5
     scaling: Literal["test", "train"] = "test"
     per: Literal["batch", "image"] = "batch"
-    schedule: SDSchedule = "linear"
+    schedule: SDSchedule = "huang"
 
     def survival_prob(self, index: int, count: int) -> float:
         """``p`` of the field at 0-based ``index`` of ``count``, under the schedule."""
@@ -138,7 +141,8 @@ class ShakeShakeBranches(nn.Module):
     """Two branches joined by a random affine combination; eval uses the mean combination ``dt/2 (f1 + f2)``.
 
     With ``independent_backward`` (Gastaldi's "Shake-Shake-Image") the backward pass uses a fresh ``eta``;
-    otherwise the forward ``eta`` (the stochastic-dynamics view of seed 000 eq. 27, "Shake-Even").
+    otherwise the forward ``eta`` ("Shake-Even": Lu et al. 2018's stochastic-dynamics view, eq. 27 of the FIUBA
+    replication report).
     """
 
     def __init__(self, field1: nn.Module, field2: nn.Module, dt: float = 1.0, independent_backward: bool = True):

@@ -22,16 +22,17 @@ class Ones(nn.Module):
         return torch.ones_like(x)
 
 
-def test_survival_schedule_is_the_linear_rule():
+def test_the_default_survival_schedule_is_huang_et_al_2016():
+    # p_l = 1 - l/L (1 - p_L), l = 1..L, over every block, the two stride-2 transitions included
     sd = StochasticDepth(survival_last=0.5)
+    assert sd.schedule == "huang"
     probs = [sd.survival_prob(i, 27) for i in range(27)]
     assert probs == pytest.approx([1 - (n / 27) * 0.5 for n in range(1, 28)])
     assert probs[-1] == pytest.approx(0.5)
     model = build_model("resnet56", noise="stochastic-depth", noise_options={"survival_last": 0.8})
     drops = [m for m in model.modules() if isinstance(m, DropBranch)]
-    # The two stride-2 transitions keep their branch (a dropped one would need a zero of the new shape).
-    assert len(drops) == 25
-    assert drops[-1].survival_prob == pytest.approx(0.8)
+    assert len(drops) == 27 and sum(not d.keeps_shape for d in drops) == 2
+    assert [d.survival_prob for d in drops] == pytest.approx([1 - (n / 27) * 0.2 for n in range(1, 28)])
 
 
 @pytest.mark.parametrize("scaling", ["test", "train"])
@@ -199,8 +200,8 @@ def test_published_schedules_dropped_blocks_monte_carlo(name, schedule, survival
         assert abs(n / passes - (1 - p)) <= 4 * (p * (1 - p) / passes) ** 0.5
 
 
-def test_linear_schedule_is_the_default_and_keeps_transitions_per_batch():
-    assert StochasticDepth().schedule == "linear"
+def test_linear_schedule_keeps_transitions_per_batch():
+    # Huang's p_n, but a transition's branch always runs: the two stride-2 transitions are not wrapped
     drops = drop_branches("resnet110", "linear", 0.5)
     huang = drop_branches("resnet110", "huang", 0.5)
     assert len(drops) == 52 and len(huang) == 54

@@ -1,10 +1,12 @@
 """A recipe's quoted figures against the model it builds: the parameters and Mult-Adds its ``[meta]`` claims.
 
-A recipe that reproduces a row of a seed's table keeps the row's figures in ``[meta]`` beside its test error:
+A recipe that reproduces a row of a paper's table keeps the row's figures in ``[meta]`` beside its test error:
 
-- ``paper_params``: the parameter count, an integer where the seed quotes it exactly (seed 000: ``273475``), else
-  the text as quoted with its unit (seed 002: ``"0.27M"``), which a count matches within half its last digit;
-- ``paper_mult_adds``: Mult-Adds per batch of 128 images, as seed 000 quotes them (``"5.22G"``), matched alike;
+- ``paper_params``: the parameter count, an integer where the source quotes it exactly (the FIUBA replication
+  report of Lu et al. 2018: ``273475``), else the text as quoted with its unit (Lu's slides, arXiv:1710.10121:
+  ``"0.27M"``), which a count matches within half its last digit;
+- ``paper_mult_adds``: Mult-Adds per batch of 128 images, as the replication report quotes them (``"5.22G"``),
+  matched alike;
 - ``params_difference`` with ``params_note``: where resdyn's model does not reproduce ``paper_params``, its count
   minus the quoted value (exact) and why.
 
@@ -23,7 +25,7 @@ from resdyn.analysis.profile import count_parameters, mult_adds
 from resdyn.errors import ConfigError
 
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
-BATCH = 128  # the seeds' tables quote Mult-Adds per batch of 128
+BATCH = 128  # the replication report's tables quote Mult-Adds per batch of 128
 
 
 @dataclass(frozen=True)

@@ -285,8 +285,8 @@ def mnist() -> DatasetSpec:
 
 # QMNIST's test file holds 60,000 digits: the first 10,000 reconstruct MNIST's test set, one for one and in
 # order; the other 50,000 are MNIST's lost test digits (QMNIST README, sec. 2.1; torchvision's what="test10k" /
-# "test50k"). The whole file is the test split, as torchvision's QMNIST(train=False) and seed 004 (sec. 4.2:
-# "60,000 test images") use it; data.test_part picks a part.
+# "test50k"). The whole file is the test split, as torchvision's QMNIST(train=False) and Gładzik's thesis (AGH
+# Kraków 2019, sec. 4.2: "60,000 test images") use it; data.test_part picks a part.
 QMNIST_TEST_PARTS = {"test10k": slice(0, 10_000), "test50k": slice(10_000, None)}
 
 

@@ -24,8 +24,8 @@ class Resize:
     """What every image of a split becomes once, when the split is put on the device: resized to ``size`` x
     ``size`` (None: kept), then, if ``centre_crop`` is set, cut to its central ``centre_crop`` x ``centre_crop``.
 
-    Seed 004 (sec. 4.4) trains on 28x28 images upscaled to ``Resize(32)`` and evaluates on images resized to
-    the crop size, ``Resize(28)``; ``Resize(32, centre_crop=28)`` is the usual alternative.
+    Gładzik's thesis (AGH Kraków 2019, sec. 4.4) trains on 28x28 images upscaled to ``Resize(32)`` and evaluates
+    on images resized to the crop size, ``Resize(28)``; ``Resize(32, centre_crop=28)`` is the usual alternative.
     """
 
     size: int | None = None
@@ -49,7 +49,7 @@ def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
 def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """Bilinear resize of a uint8 batch ``(N, C, H, W)`` to ``(N, C, size, size)``, rounded back to uint8.
 
-    As torchvision's ``Resize`` on PIL images, which seed 004 used: half-pixel centres (``align_corners=False``),
+    As torchvision's ``Resize`` on PIL images, which Gładzik 2019 used: half-pixel centres (``align_corners=False``),
     antialiased when shrinking, and the result stored as 8-bit pixels again. Done in chunks of ``chunk`` images
     so that a whole split never exists in float at once.
     """

@@ -1,5 +1,6 @@
-"""Mean-field theory of residual networks (Yang & Schoenholz 2017; seed 001): recurrences, their Monte-Carlo
-referee, and trainability maps. ``resdyn meanfield curves | map`` is the command line."""
+"""Mean-field theory of residual networks (Yang & Schoenholz, NeurIPS 2017, as presented in G. B. Macedo's talk,
+IMECC Unicamp, 2020): recurrences, their Monte-Carlo referee, and trainability maps. ``resdyn meanfield curves |
+map`` is the command line."""
 
 from resdyn.meanfield.curves import curves
 from resdyn.meanfield.simulate import Simulation, simulate

@@ -1,4 +1,5 @@
-"""Mean-field recurrences of full and reduced residual networks (Yang & Schoenholz 2017; seed 001).
+"""Mean-field recurrences of full and reduced residual networks (Yang & Schoenholz, NeurIPS 2017; G. B. Macedo's
+talk on it, IMECC Unicamp, 2020).
 
 Each recurrence is derived from the network's own equations, with ``N`` units per layer, weights
 ``W ~ N(0, σ_w²/N)``, ``V ~ N(0, σ_v²/N)``, biases ``b ~ N(0, σ_b²)``, ``a ~ N(0, σ_a²)``, fresh in every layer::

@@ -5,6 +5,7 @@ Every ``.toml`` file under this folder, in any subfolder, is a shipped recipe, n
 run config (``resdyn train -c NAME``); a suite is a recipe plus a ``[suite]`` table (``resdyn compare -c
 NAME``). ``-c`` and a suite's ``recipe``/``recipes`` read a file where one exists at the path given and fall
 back to the shipped recipe of that name, so a recipe copied out with ``resdyn recipes show NAME`` keeps working.
+A renamed recipe's former name (:data:`RENAMED`) still resolves, with a one-line notice on stderr naming the new one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ else:  # pragma: no cover
 
 SUFFIX = ".toml"
 
+#: former name prefixes -> current ones: a former name resolves to the renamed recipe, with a notice on stderr
+RENAMED: dict[str, str] = {
+    "seed004/": "gladzik2019/",
+    "suites/seed004-": "suites/gladzik2019-",
+}
+
 
 def recipes_root() -> Path:
     """The folder of the shipped recipes, wherever resdyn is installed."""
@@ -40,10 +47,25 @@ def recipe_names() -> list[str]:
     return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob(f"*{SUFFIX}"))
 
 
+def current_name(key: str) -> str | None:
+    """The current name of a recipe shipped formerly as ``key`` (``.toml`` stripped), or None if not renamed."""
+    for old, new in RENAMED.items():
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    return None
+
+
 def recipe_path(name: str) -> Path:
-    """The file of the shipped recipe ``name`` (``.toml`` optional); an unknown name lists the valid ones."""
+    """The file of the shipped recipe ``name`` (``.toml`` optional); an unknown name lists the valid ones.
+
+    A former name (:data:`RENAMED`) gives the renamed recipe's file and prints a one-line notice on stderr."""
     key = PurePosixPath(name).as_posix().removesuffix(SUFFIX)
     names = recipe_names()
+    renamed = current_name(key)
+    if key not in names and renamed in names:
+        print(f"resdyn: recipe {key!r} is now {renamed!r}; the old name will stop working in a later release",
+              file=sys.stderr)
+        key = renamed
     if key not in names:
         close = difflib.get_close_matches(key, names, n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""

@@ -172,7 +172,7 @@ def qmnist_with_test_rows(tmp_path: Path, use_files: Callable, n_test: int) -> M
 
 
 def test_qmnist_test_parts_are_its_first_10000_digits_and_the_rest(tmp_path: Path, use_files: Callable) -> None:
-    # The whole test file is the test split, as torchvision's QMNIST(train=False) and seed 004 (60,000 test
+    # The whole test file is the test split, as torchvision's QMNIST(train=False) and Gładzik 2019 (60,000 test
     # images) have it; test10k is its first 10,000 digits (MNIST's test set), test50k the rest.
     data = qmnist_with_test_rows(tmp_path, use_files, 10_004)
     whole = load_dataset("qmnist", tmp_path, download=False)

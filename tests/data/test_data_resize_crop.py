@@ -1,5 +1,6 @@
-"""Resize and crop as seed 004 prepares its images: upscale 28 -> 32, a random 28x28 crop in training (every valid
-offset equally likely, no flip unless asked), and a deterministic view of the same size in evaluation."""
+"""Resize and crop as Gładzik's thesis (AGH Kraków 2019) prepares its images: upscale 28 -> 32, a random 28x28 crop
+in training (every valid offset equally likely, no flip unless asked), and a deterministic view of the same size in
+evaluation."""
 
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def test_seed_004_training_and_evaluation_views() -> None:
     assert x.shape == (50, 1, 28, 28)
     assert not torch.equal(x, loader_images(train, 1))  # new crops every epoch
     centre = resize_images(split.images, 32)[..., 2:30, 2:30]
-    for name, resize, expected in (("resize", Resize(28), split.images),  # seed 004: resize to the crop size
+    for name, resize, expected in (("resize", Resize(28), split.images),  # Gładzik 2019: resize to the crop size
                                    ("centre", Resize(32, centre_crop=28), centre)):  # fmt: skip
         evaluation = DeviceLoader(split, GREY, 16, resize=resize)
         assert evaluation.image_size == (28, 28), name

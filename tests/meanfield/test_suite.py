@@ -1,4 +1,5 @@
-"""The talk's He-vs-Xavier study is an ordinary `resdyn compare` suite: it resolves, builds, runs and reports."""
+"""The He-vs-Xavier study of Macedo's talk (on Yang & Schoenholz 2017) is an ordinary `resdyn compare` suite: it
+resolves, builds, runs and reports."""
 
 from dataclasses import replace
 

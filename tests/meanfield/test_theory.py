@@ -1,5 +1,5 @@
-"""The mean-field recurrences' integrals against high-precision references, and the talk's asymptotic claims as
-fitted rates with the fit's quality asserted."""
+"""The mean-field recurrences' integrals against high-precision references, and the asymptotic claims of Macedo's
+talk on Yang & Schoenholz 2017 as fitted rates with the fit's quality asserted."""
 
 import math
 import warnings
