@@ -28,9 +28,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -145,11 +149,26 @@ def loop_classes() -> dict[str, Callable[..., Loop]]:
     except ModuleNotFoundError as e:
         if e.name not in ("benchmarks", BASELINES):
             raise
+        baselines = _baselines_beside_the_package()
+    if baselines is None:
         raise ConfigError("resdyn bench compares against plain PyTorch loops kept in the repository's "
                           "benchmarks/baselines.py, which is not installed with the package: run it from a checkout "
                           "of resdyn with the checkout on the path, e.g. `cd resdyn && PYTHONPATH=. python -m "
-                          "resdyn bench ...`") from None
+                          "resdyn bench ...`")
     return {"resdyn": ResdynLoop, "plain": baselines.PlainLoop, "best": baselines.BestLoop}
+
+
+def _baselines_beside_the_package() -> ModuleType | None:
+    """``benchmarks/baselines.py`` of the checkout this package was installed from in place (``pip install -e``),
+    so that the ``resdyn`` command finds it from any folder; None for a package installed from a wheel."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "baselines.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(BASELINES, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[BASELINES] = module  # its dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
 
 
 # -- the table -------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ the table."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,9 +109,27 @@ def test_the_per_image_pipeline_crops_within_its_padding(padding):
 def test_bench_says_where_the_baselines_are_when_they_cannot_be_imported(monkeypatch, capsys):
     """Installed from a wheel, without the repository's benchmarks/: one line saying how to run it."""
     monkeypatch.setattr(bench, "BASELINES", "benchmarks.no_such_module")
+    monkeypatch.setattr(bench, "_baselines_beside_the_package", lambda: None)
     assert main(["bench", "--synthetic", "--models", "resnet20", "--batch-size", "8", "--steps", "1", "--warmup",
                  "1", "--repeats", "1", "--device", "cpu"]) == 1
     out, err = capsys.readouterr()
     assert out == ""  # refused before the device or the data are touched
     assert err.startswith("resdyn: error: resdyn bench compares against plain PyTorch loops") and err.count("\n") == 1
     assert "benchmarks/baselines.py" in err and "PYTHONPATH=." in err
+
+
+def test_an_editable_install_finds_the_baselines_from_any_folder(monkeypatch):
+    """``resdyn bench`` run as the installed command outside the checkout (benchmarks/ not importable): the
+    checkout's benchmarks/baselines.py beside the package is loaded."""
+    real = bench.importlib.import_module
+
+    def without_benchmarks(name, *args):
+        if name.startswith("benchmarks"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="benchmarks")
+        return real(name, *args)
+
+    monkeypatch.setattr(bench.importlib, "import_module", without_benchmarks)
+    monkeypatch.delitem(sys.modules, bench.BASELINES, raising=False)
+    loops = bench.loop_classes()
+    assert loops["plain"].__name__ == "PlainLoop" and loops["best"].__name__ == "BestLoop"
+    assert Path(sys.modules[bench.BASELINES].__file__).name == "baselines.py"
