@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from resdyn.analysis.report.tables import paper_train_error
 from resdyn.analysis.tables import format_table
 from resdyn.errors import ConfigError
 from resdyn.train.config import load_config
@@ -45,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             config = load_config(path)
             error = config.meta.get("paper_test_error")
-            recipes.append([name, config.model.name, config.data.name, config.train.epochs,
-                            "-" if error is None else f"{error:.2f}", config.meta.get("source", "-")])
+            train_error = paper_train_error(config.meta)
+            shown = f"{error:.2f}" if error is not None else f"{train_error} (train)" if train_error else "-"
+            recipes.append([name, config.model.name, config.data.name, config.train.epochs, shown,
+                            config.meta.get("source", "-")])
     print(format_table(["recipe", "model", "data", "epochs", "paper error %", "paper"], recipes))
     print("\n" + format_table(["suite", "rows", "data", "seeds", "epochs", "runs"], suites))
     print("\n`resdyn train -c RECIPE` trains a recipe, `resdyn compare -c SUITE` runs a suite (both take --set "

@@ -341,3 +341,18 @@ def test_a_folder_of_mean_field_results_is_shown_beside_the_runs(digits_runs, tm
     assert linked and all((out / name).read_bytes().startswith(b"\x89PNG") for name in linked)
     assert "Mean-field curves: FRN tanh" in (out / "report.html").read_text()
     assert main(["report", str(curves), "--out", str(tmp_path / "alone")]) == 0  # no run at all is fine too
+
+
+def test_a_papers_training_set_error_is_shown_apart_and_never_compared_to_test_error():
+    """Gładzik 2019 scored on its training images: [meta] paper_train_error / paper_train_accuracy_min are a
+    column of their own with a note, and no Δ against the runs' test error."""
+    from resdyn.analysis.report.tables import dataset_table
+
+    runs = [fake_run("a", 0, meta={"paper_train_error": 1.5, "paper_metric": "train accuracy"}),
+            fake_run("b", 0, optim={"lr": 0.05}, meta={"paper_train_accuracy_min": 97.0})]
+    groups = group_runs(runs)
+    table = dataset_table("digits", groups, {g.label: "#000" for g in groups})
+    assert "paper train error (%)" in table.headers and "Δ error (pp)" not in table.headers
+    column = table.headers.index("paper train error (%)")
+    assert sorted(row[column] for row in table.rows) == ["1.50", "≤ 3.00"]
+    assert any("not a test error" in note for note in table.notes)

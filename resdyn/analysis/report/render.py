@@ -84,6 +84,7 @@ def duplicate_lines(report: Report) -> list[str]:
 
 #: the terminal's short names for the table's columns, and the order in which columns go when it is too wide
 TERMINAL_HEADERS = {"test acc (%)": "acc %", "test error (%)": "error %", "paper error (%)": "paper %",
+                    "paper train error (%)": "paper train %",
                     "Δ error (pp)": "Δ pp", "Mult-Adds per image": "MAdds/img", "train s/epoch": "s/epoch",
                     "NFE forward": "NFE fwd", "NFE backward": "NFE bwd", "peak memory": "memory"}
 TERMINAL_DROP_ORDER = ("Mult-Adds per batch of 128", "checkpoint", "eval s/epoch", "test error (%)", "depth",

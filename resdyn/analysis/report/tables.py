@@ -150,10 +150,13 @@ def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, s
     shared = next(iter(budgets.values())) if len(set(budgets.values())) == 1 else None
     paper = {g.label: number(g.first.meta.get("paper_test_error")) for g in groups}
     with_paper = any(v is not None for v in paper.values())
+    paper_train = {g.label: paper_train_error(g.first.meta) for g in groups}
+    with_paper_train = any(v is not None for v in paper_train.values())
     with_nfe = any(_nfe(r, "forward") is not None or _nfe(r, "backward") is not None for r in runs)
     headers = ["model", "depth", "seeds"] + (["trained on"] if shared is None else [])
     headers += ["test acc (%)", "test error (%)"]
     headers += ["paper error (%)", "Δ error (pp)"] if with_paper else []
+    headers += ["paper train error (%)"] if with_paper_train else []
     headers += ["params", "Mult-Adds per image", "Mult-Adds per batch of 128", "train s/epoch", "eval s/epoch"]
     headers += ["NFE forward", "NFE backward"] if with_nfe else []
     headers += ["peak memory", "checkpoint"]
@@ -169,6 +172,8 @@ def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, s
         if with_paper:
             p = paper[g.label]
             row += [MISSING, MISSING] if p is None else [f"{p:.2f}", f"{error[0] - p:+.2f}"]
+        if with_paper_train:
+            row += [paper_train[g.label] or MISSING]
         row += [f"{g.first.summary.params:,}", _si(macs), _si(None if macs is None else 128 * macs),
                 _seconds(mean_of(r.summary.train_time_per_epoch_s for r in g.runs)),
                 _seconds(mean_of(r.summary.eval_time_per_epoch_s for r in g.runs))]
@@ -180,7 +185,7 @@ def dataset_table(dataset: str, groups: Sequence[Group], palette: Mapping[str, s
                 human_bytes(None if checkpoint is None else round(checkpoint))]
         rows.append(row)
     return Table(dataset, headers, rows, [palette[g.label] for g in groups],
-                 _notes(groups, with_paper, with_nfe), shared)
+                 _notes(groups, with_paper, with_nfe, with_paper_train), shared)
 
 
 def _nfe_cell(group: Group, direction: str) -> str:
@@ -188,7 +193,18 @@ def _nfe_cell(group: Group, direction: str) -> str:
     return MISSING if value is None else f"{value:.1f}"
 
 
-def _notes(groups: Sequence[Group], with_paper: bool, with_nfe: bool) -> list[str]:
+def paper_train_error(meta: Mapping[str, object]) -> str | None:
+    """The paper's error on its own *training* data, as a cell ("1.23", or "≤ 4.56" from a least accuracy), from
+    a recipe's ``[meta]`` (``paper_train_error``, ``paper_train_accuracy_min``, in percent); None if it has none.
+    Never compared with a test error: it is shown apart, with no Δ."""
+    error = number(meta.get("paper_train_error"))
+    if error is not None:
+        return f"{error:.2f}"
+    least = number(meta.get("paper_train_accuracy_min"))
+    return None if least is None else f"≤ {100 - least:.2f}"
+
+
+def _notes(groups: Sequence[Group], with_paper: bool, with_nfe: bool, with_paper_train: bool = False) -> list[str]:
     """What the table's numbers are, so that it can be read without this code."""
     runs = [r for g in groups for r in g.runs]
     notes = []
@@ -198,6 +214,9 @@ def _notes(groups: Sequence[Group], with_paper: bool, with_nfe: bool) -> list[st
         sources = sorted({str(g.first.meta["source"]) for g in groups if "source" in g.first.meta})
         notes.append("Δ error: mean test error minus the paper's, in percentage points"
                      + (f"; papers: {'; '.join(sources)}." if sources else "."))
+    if with_paper_train:
+        notes.append("paper train error: the error the paper reports on its own training images (Gładzik 2019 "
+                     "scored its models on the data they trained on); it is not a test error, so no Δ is given.")
     notes.append("Mult-Adds: multiply-accumulates of one forward pass at the dataset's input size, counted by "
                  "PyTorch's FlopCounterMode in eval mode (convolutions and matrix products) when the run finished; "
                  "- for runs whose summary predates the count.")
