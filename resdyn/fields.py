@@ -115,9 +115,11 @@ class PreActBottleneckField(nn.Sequential):
 
 class ResNeXtField(nn.Sequential):
     """Aggregated residual transformation (Xie et al. 2017): 1x1 reduce, grouped 3x3 with ``cardinality``
-    groups, 1x1 expand, BN after each (post-activation). ``inner`` is the total width of the groups."""
+    groups, 1x1 expand, BN after each (post-activation), dropout before the last. ``inner`` is the total width of
+    the groups."""
 
-    def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int = 1, cardinality: int = 8) -> None:
+    def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int = 1, cardinality: int = 8,
+                 dropout: float = 0.0) -> None:
         super().__init__(
             conv1x1(in_channels, inner),
             nn.BatchNorm2d(inner),
@@ -125,6 +127,7 @@ class ResNeXtField(nn.Sequential):
             nn.Conv2d(inner, inner, 3, stride=stride, padding=1, groups=cardinality, bias=False),
             nn.BatchNorm2d(inner),
             nn.ReLU(inplace=True),
+            *dropout_layer(dropout),
             conv1x1(inner, out_channels),
             nn.BatchNorm2d(out_channels),
         )

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from resdyn.schemes import SCHEMES
 from resdyn.schemes.fractal import Fractal, FractalBlock, local_drop_mask, mean_join, only_column
 
 WIDTH = 3
@@ -257,7 +256,3 @@ def test_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match="no fractal body"):
         with only_column(nn.Linear(2, 2)):
             pass
-
-
-def test_registered_as_a_scheme():
-    assert SCHEMES.get("fractal") is Fractal

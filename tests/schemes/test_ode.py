@@ -10,7 +10,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from resdyn.fields import MLPField, TimeConvField
-from resdyn.schemes import SCHEMES, Euler
+from resdyn.schemes import Euler
 from resdyn.schemes.ode import ADAPTIVE_METHODS, FIXED_METHODS, ODE, ODEBlock, ODESolverError, Regularisation, Solver
 
 f64 = torch.float64
@@ -106,10 +106,6 @@ def test_euler_solver_equals_a_weight_tied_resnet(n):
     resnet = Euler([AtTime(field, k / n, 1 / n) for k in range(n)], [nn.Identity() for _ in range(n)])
     torch.testing.assert_close(block(x), resnet(x), rtol=1e-12, atol=1e-12)
     assert block.metrics()["nfe_forward_mean"] == n
-
-
-def test_ode_scheme_is_registered():
-    assert SCHEMES.get("ode") is ODE
 
 
 # -- accuracy against closed forms --------------------------------------------------------------------------
