@@ -36,30 +36,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
-from torchdiffeq._impl.odeint import SOLVERS
-from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver
-from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import AddsLoss, ReportsMetrics
 
-
-def _methods(kind: type) -> tuple[str, ...]:
-    """torchdiffeq's solvers of ``kind``, one name per solver class (its ``SOLVERS`` lists ``fixed_adams`` as a
-    second name of ``implicit_adams``)."""
-    seen: set[type] = set()
-    names = []
-    for name, solver in SOLVERS.items():
-        if issubclass(solver, kind) and solver not in seen:
-            seen.add(solver)
-            names.append(name)
-    return tuple(names)
-
-
-# Adaptive solvers control their step by an error estimate (the Runge-Kutta ones: those take ``callback_step``,
-# which the step checks need); fixed-grid ones take ``step_size`` steps. ``scipy_solver`` cannot backpropagate.
-ADAPTIVE_METHODS = _methods(RKAdaptiveStepsizeODESolver)
-FIXED_METHODS = _methods(FixedGridODESolver)
+# The torchdiffeq methods resdyn accepts, by the public name ``odeint(method=...)`` takes (torchdiffeq 0.2.x;
+# tests/schemes/test_ode.py solves a small problem with each, so a torchdiffeq that drops or renames one fails
+# there). Adaptive methods control their step by an error estimate and call ``callback_step`` before each attempt,
+# which the step, memory and finiteness checks need; fixed-grid ones take the equal steps of ``step_size``. Left
+# out: ``scipy_solver`` (cannot backpropagate) and ``fixed_adams`` (a second name of ``implicit_adams``).
+ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
+FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 GIB = 2**30
 Probe = Literal["gaussian", "rademacher"]
 State = torch.Tensor | tuple[torch.Tensor, ...]
