@@ -6,7 +6,7 @@ import torch
 from resdyn import build_model
 from resdyn.errors import ConfigError
 from resdyn.noise import NOISES
-from resdyn.schemes import ARCHITECTURES, SCHEMES, Scheme
+from resdyn.schemes import ARCHITECTURES, SCHEMES, Scheme, scheme_name
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -49,3 +49,12 @@ def test_architectures_are_refused_on_the_layout_with_the_models_to_use(name):
     models, which the error names."""
     with pytest.raises(ConfigError, match=f"scheme '{name}' cannot run on residual fields with shortcuts: .*use "):
         build_model("resnet", 1, 3, depth=8, scheme=name)
+
+
+def test_scheme_name_is_the_registered_scheme_or_architecture_of_a_model():
+    """What a run's summary records as its scheme (the report draws the step schemes' stability regions)."""
+    with torch.device("meta"):
+        names = {n: scheme_name(build_model(n, 1, 10)) for n in ("resnet20", "lm-resnet20", "odenet", "revnet38",
+                                                                   "fractalnet20", "frn")}
+    assert names == {"resnet20": "euler", "lm-resnet20": "lm", "odenet": "ode", "revnet38": "reversible",
+                     "fractalnet20": "fractal", "frn": None}
