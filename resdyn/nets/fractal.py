@@ -88,7 +88,8 @@ class FractalNetOptions:
     global_drop_ratio: float = 0.5
     #: false (none), true (the paper's 0.1 b in block b) or one rate per block
     dropout: bool | list[float] = False
-    #: the paper's merged n-ary joins (false: the nested binary means of Lu et al. 2018, eq. 11)
+    #: the paper's merged n-ary joins (false: the nested binary means of the FIUBA 75.26 report on Lu et al.
+    #: 2018, its eq. 11)
     flat_join: bool = True
 
 
@@ -98,8 +99,8 @@ def fractalnet(o: FractalNetOptions, in_channels: int, num_classes: int) -> Netw
     ``channels`` (one width per block) defaults to :func:`paper_channels`; ``dropout`` is False (none), True (the
     paper's :func:`paper_dropout`) or one rate per block. ``drop_path_local`` is the local drop-path probability
     at every join and ``global_drop_ratio`` the fraction of mini-batches trained on one global column.
-    ``flat_join=False`` nests binary means (Lu et al. 2018's ``1/2 f_C o f_C + 1/2 conv``) instead of the paper's
-    joins.
+    ``flat_join=False`` nests binary means (``1/2 f_C o f_C + 1/2 conv``, the FIUBA 75.26 report's reading after
+    Lu et al. 2018) instead of the paper's joins.
 
     Pooling is a 2x2 max-pool with ``ceil_mode``: on 32x32 inputs it is exactly the paper's (32 -> 16 -> 8 -> 4
     -> 2 -> 1); on 28x28 an odd map keeps its last row and column in a partial window (28 -> 14 -> 7 -> 4 -> 2 -> 1),

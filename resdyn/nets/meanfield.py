@@ -1,4 +1,5 @@
-"""Fully-connected full and reduced residual networks of the mean-field theory (Yang & Schoenholz 2017; seed 001).
+"""Fully-connected full and reduced residual networks of the mean-field theory (Yang & Schoenholz 2017, via G. B.
+Macedo's talk, 2020).
 
     full (FRN)     h = W x + b,   x' = V φ(h) + x + a
     reduced (RRN)  h = W x + b,   x' = φ(h) + x

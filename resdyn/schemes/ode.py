@@ -5,12 +5,12 @@ the limit of infinitely many, infinitely small steps of one weight-tied field an
 
     z(t1) = z(0) + ∫_0^{t1} f(t, z(t)) dt
 
-with a numerical solver from torchdiffeq: an adaptive Runge-Kutta method that picks its own steps to meet a
-tolerance (dopri5 by default), or a fixed-step method. "Depth" becomes the number of function evaluations (NFE),
-which seed 004 calls "created hidden layers". Gradients come either by backpropagating through the solver's
-operations or by the adjoint method, which solves a second ODE backward in time and stores no activations
-(Chen et al. 2018, sec. 2; with the seminorm of Kidger, Chen, Lyons 2021, "Hey, that's not an ODE", for its
-error control).
+with a numerical solver from torchdiffeq: an adaptive Runge-Kutta method that picks its own steps to meet a tolerance
+(dopri5 by default), or a fixed-step method. "Depth" becomes the number of function evaluations (NFE), which Gładzik
+2019 (engineering thesis, AGH Kraków) calls "created hidden layers". Gradients come either by backpropagating through
+the solver's operations or by the adjoint method, which solves a second ODE backward in time and stores no activations
+(Chen et al. 2018, sec. 2; with the seminorm of Kidger, Chen, Lyons 2021, "Hey, that's not an ODE", for its error
+control).
 
 Three additions from later work:
 
@@ -79,7 +79,7 @@ class Solver:
     ``step_size=1/49``.) ``max_steps`` bounds the steps (accepted and rejected) of each solve, forward and adjoint,
     so that a blow-up stops with :class:`ODESolverError` instead of running on. It does not bound memory: backprop
     through the solver keeps every accepted step's field activations for backward (~56 MiB a dopri5 step for
-    seed 004's ODENet on 128 images, so 1000 steps would want ~55 GiB), so ``max_memory`` (GiB, per block and
+    Gładzik 2019's ODENet on 128 images, so 1000 steps would want ~55 GiB), so ``max_memory`` (GiB, per block and
     batch; None: a quarter of the device's memory, RAM on the CPU) bounds the bytes the solve has kept, counted as
     autograd saves them, and stops it with the same error long before the machine runs out. ``adjoint`` computes
     gradients by the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint

@@ -1,5 +1,6 @@
-"""Seed 003's toolkit on the resnet family: dropout in the head and the fields, the initialisation scheme and the
-normalisation layer; each option changes what it names and nothing else (the defaults: test_defaults_unchanged)."""
+"""The toolkit of Fuentes-Pineda's lecture (2023) on the resnet family: dropout in the head and the fields, the
+initialisation scheme and the normalisation layer; each option changes what it names and nothing else (the defaults:
+test_defaults_unchanged)."""
 
 import math
 
