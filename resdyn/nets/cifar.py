@@ -93,7 +93,7 @@ class NoiseChoice:
 class SchemeChoice:
     """The scheme that steps the state through the fields (``resdyn.schemes.SCHEMES``) and its own options."""
 
-    #: euler, lm, poly, ab2, ab3, midpoint, heun, rk4, leapfrog, momentum
+    #: a step scheme of resdyn.schemes.SCHEMES (listed with their scheme_options below), e.g. euler, lm, rk4
     scheme: str = "euler"
     #: the scheme's options, e.g. {convention = "code"} (lm), {order = 3} (poly), {stage_fields = true} (Runge-Kutta)
     scheme_options: dict[str, Any] = field(default_factory=dict)
