@@ -115,9 +115,11 @@ class PreActBottleneckField(nn.Sequential):
 
 class ResNeXtField(nn.Sequential):
     """Aggregated residual transformation (Xie et al. 2017): 1x1 reduce, grouped 3x3 with ``cardinality``
-    groups, 1x1 expand, BN after each (post-activation). ``inner`` is the total width of the groups."""
+    groups, 1x1 expand, BN after each (post-activation), dropout before the last. ``inner`` is the total width of
+    the groups."""
 
-    def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int = 1, cardinality: int = 8) -> None:
+    def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int = 1, cardinality: int = 8,
+                 dropout: float = 0.0) -> None:
         super().__init__(
             conv1x1(in_channels, inner),
             nn.BatchNorm2d(inner),
@@ -125,6 +127,7 @@ class ResNeXtField(nn.Sequential):
             nn.Conv2d(inner, inner, 3, stride=stride, padding=1, groups=cardinality, bias=False),
             nn.BatchNorm2d(inner),
             nn.ReLU(inplace=True),
+            *dropout_layer(dropout),
             conv1x1(inner, out_channels),
             nn.BatchNorm2d(out_channels),
         )
@@ -168,9 +171,10 @@ class ProjectionShortcut(nn.Sequential):
 class PreActProjectionShortcut(nn.Sequential):
     """BN-ReLU-conv1x1 with stride: a projection shortcut with its own pre-activation (shortcut option "B-preact").
 
-    The shortcut of the LM-ResNet authors' code (their ``Downsample``) at every stage change, behind seed 000's
-    table 1: its parameter counts need the BN (2 x in_channels parameters per transition) and its Mult-Adds the
-    1x1 convolution. Unlike option B on pre-activation fields, the projection sees a normalised, rectified state.
+    The shortcut of the LM-ResNet authors' code (their ``Downsample``) at every stage change, behind the FIUBA 75.26
+    report's table 1 (Lu et al. 2018's counts): its parameter counts need the BN (2 x in_channels parameters per
+    transition) and its Mult-Adds the 1x1 convolution. Unlike option B on pre-activation fields, the projection sees a
+    normalised, rectified state.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
@@ -263,8 +267,8 @@ def replace_batch_norms(net: nn.Module, make_norm: Callable[[int], nn.Module]) -
 class ConcatConv2d(nn.Module):
     """``conv([t, x])``: a convolution that sees the time ``t`` as one extra constant input channel.
 
-    The time conditioning of Chen et al. 2018's code (torchdiffeq ``examples/odenet_mnist.py``) and seed 004 (sec.
-    4.1.4: "input planes = 65"). The time channel comes first, as there, so weights load across implementations.
+    The time conditioning of Chen et al. 2018's code (torchdiffeq ``examples/odenet_mnist.py``) and Gładzik 2019
+    (sec. 4.1.4: "input planes = 65"). The time channel comes first, as there, so weights load across implementations.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
@@ -287,7 +291,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 
 class TimeConvField(nn.Module):
-    """``f(t, x) = GN(conv_t(s(GN(conv_t(s(GN(x)))))))``: the ODE block's field of seed 004 (sec. 4.1.4), ``s`` ReLU.
+    """``f(t, x) = GN(conv_t(s(GN(conv_t(s(GN(x)))))))``: the ODE block's field of Gładzik 2019 (sec. 4.1.4).
 
     A full pre-activation residual branch (He et al. 2016) with GroupNorm, whose 3x3 convolutions take ``t`` as an
     extra channel (:class:`ConcatConv2d`), ending in a third GroupNorm: torchdiffeq's ``ODEfunc``. GroupNorm, not
@@ -295,7 +299,7 @@ class TimeConvField(nn.Module):
     would mix them; GroupNorm also normalises each sample alone, so the field acts on samples independently.
     75,392 parameters at 64 channels.
 
-    ``activation`` makes ``s``: ReLU as seed 004, or a smooth one (softplus, tanh, SiLU). ReLU's kinks make ``f``
+    ``activation`` makes ``s``: ReLU as Gładzik 2019, or a smooth one (softplus, tanh, SiLU). ReLU's kinks make ``f``
     only piecewise smooth, which an adaptive solver's error estimate does not see, so its tolerances control the
     adjoint's gradient poorly; a smooth ``s`` restores that control (README, "ODENet field activation").
     """
@@ -316,11 +320,11 @@ class TimeConvField(nn.Module):
 
 
 class PreActGroupNormField(nn.Sequential):
-    """GN-ReLU-conv3x3-GN-ReLU-conv3x3: the residual block of seed 004's ResNet baseline (sec. 4.1.3).
+    """GN-ReLU-conv3x3-GN-ReLU-conv3x3: the residual block of Gładzik 2019's ResNet baseline (sec. 4.1.3).
 
     torchdiffeq's ``ResBlock``: the pre-activation basic branch with GroupNorm, convolutions without bias; it has no
     time input and no closing norm, unlike :class:`TimeConvField`. 73,984 parameters at 64 channels.
-    ``activation`` makes both nonlinearities (ReLU as seed 004), so that the baseline can use the ODE field's.
+    ``activation`` makes both nonlinearities (ReLU as Gładzik 2019), so that the baseline can use the ODE field's.
     """
 
     def __init__(self, channels: int, activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> None:

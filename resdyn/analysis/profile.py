@@ -34,10 +34,10 @@ def _count(model: nn.Module, input_shape: tuple[int, ...]) -> FlopCounterMode:
 def mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass on a single input of ``input_shape`` (C, H, W), eval mode.
 
-    Counted by PyTorch's FlopCounterMode (convolutions and matrix products, 2 FLOPs per multiply-add) on a
-    batch of two, halved: a norm over a 1x1 feature map (an ODENet on 8x8 images) refuses a batch of one. The
-    seeds' tables quote Mult-Adds per batch of 128, which is this times 128. The input is zeros: where the work
-    depends on the input (an adaptive ODE solver's number of steps), :func:`adaptive_solve_cost` says how.
+    Counted by PyTorch's FlopCounterMode (convolutions and matrix products, 2 FLOPs per multiply-add) on a batch of two,
+    halved: a norm over a 1x1 feature map (an ODENet on 8x8 images) refuses a batch of one. The papers' tables (Lu et
+    al. 2018) quote Mult-Adds per batch of 128, which is this times 128. The input is zeros: where the work depends on
+    the input (an adaptive ODE solver's number of steps), :func:`adaptive_solve_cost` says how.
     """
     return _count(model, input_shape).get_total_flops() // 4
 

@@ -3,8 +3,9 @@
 For ``u' = λu`` each step-by-step scheme is stable where every root of its characteristic polynomial has
 ``|ρ| <= 1`` (:func:`resdyn.schemes.stability_region`), in the plane of ``z = hλ``, the eigenvalue of a field as
 the network uses it. A trained scheme (a :class:`~resdyn.schemes.Scheme` instance) is drawn with its own
-coefficients: LM-ResNet with the mean of its learned ``k_n``, momentum with its ``γ``. Schemes with no linear
-stability polynomial (FractalNet, the ODE block, RevNet) are left out, and the title names them.
+coefficients: LM-ResNet with the mean of its learned ``k_n``, momentum with its ``γ``. Architectures with no linear
+stability polynomial (``resdyn.schemes.ARCHITECTURES``: FractalNet, the ODE block, RevNet) are left out, and the
+title names them.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from resdyn.schemes import SCHEMES, LinearMultistep, Scheme, stability_region
+from resdyn.schemes import ARCHITECTURES, SCHEMES, LinearMultistep, Scheme, stability_region
 
 SchemeLike = str | type[Scheme] | Scheme | tuple[str, dict[str, float]]
 
 
-def _label_and_coefficients(scheme: SchemeLike) -> tuple[str, type, dict[str, float]]:
-    if isinstance(scheme, str):
-        return scheme, SCHEMES.get(scheme), {}
-    if isinstance(scheme, tuple):  # a name with its coefficients, e.g. as a run's summary records them
-        name, coefficients = scheme
-        return name + "".join(f", {k}={v:.3g}" for k, v in coefficients.items()), SCHEMES.get(name), coefficients
+def _label_and_coefficients(scheme: SchemeLike) -> tuple[str, type[Scheme] | None, dict[str, float]]:
+    """The legend's label, the scheme class (None for an architecture, which has no stability polynomial) and
+    the coefficients to draw it with."""
+    if isinstance(scheme, str | tuple):  # a name, or a name with its coefficients as a run's summary records them
+        name, coefficients = (scheme, {}) if isinstance(scheme, str) else scheme
+        label = name + "".join(f", {k}={v:.3g}" for k, v in coefficients.items())
+        return label, None if name in ARCHITECTURES else SCHEMES.get(name), coefficients
     if isinstance(scheme, type):
         return scheme.__name__, scheme, {}
     coefficients = {k: v for k, v in dataclasses.asdict(scheme.options).items() if isinstance(v, float | int)}
@@ -56,7 +58,7 @@ def stability_figure(
     colours = [f"C{i}" for i in range(10)]
     for i, scheme in enumerate(schemes):
         label, cls, coefficients = _label_and_coefficients(scheme)
-        if not issubclass(cls, Scheme):
+        if cls is None:
             left_out.append(label)
             continue
         growth = stability_region(cls, z, **coefficients)

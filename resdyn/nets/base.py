@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from resdyn.fields import dropout_layer
+from resdyn.fields import NORMS, Norm, dropout_layer, replace_batch_norms
+from resdyn.nets.init import WeightInit, init_network
 from resdyn.registry import Registry
 
 
@@ -78,3 +79,50 @@ class ClassifierHead(nn.Sequential):
         layers: list[nn.Module] = [nn.BatchNorm2d(channels), nn.ReLU()] if preact else []
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dropout_layer(dropout), nn.Linear(channels, num_classes)]
         super().__init__(*layers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Toolkit:
+    """The regularisation and initialisation options of G. Fuentes-Pineda's lecture (2023), shared by every family
+    built of convolutions, BatchNorm and :class:`ClassifierHead` (resnet, resnext29, revnet).
+
+    A family's options dataclass inherits these fields; its builder makes the head with :meth:`head`, hands
+    ``field_dropout`` to its fields (a rate before each field's last convolution) and ends with :meth:`finish`.
+    Families that keep them out say why in their options' docstring (odenet, fractalnet, frn/rrn).
+    """
+
+    #: dropout rate on the pooled features before the classifier (0: none)
+    dropout: float = 0.0
+    #: dropout rate inside every field, before its last convolution (Wide ResNet's place; 0: none)
+    field_dropout: float = 0.0
+    #: weights: default (the family's reference init: He-normal fan-out convolutions, PyTorch's classifier), or
+    #: he-normal, he-uniform, xavier-normal, xavier-uniform (Glorot) on every convolution and the classifier
+    init: Literal["default", WeightInit] = "default"
+    #: normalisation layer everywhere BatchNorm stands (fields, shortcuts, stem, head): batch, group, layer or none
+    norm: Norm = "batch"
+
+    def head(self, channels: int, num_classes: int, preact: bool) -> ClassifierHead:
+        """The classifier head with the ``dropout`` rate."""
+        return ClassifierHead(channels, num_classes, preact, self.dropout)
+
+    def finish(self, net: nn.Module, default_init: Callable[[nn.Module], None]) -> nn.Module:
+        """``net`` with ``norm`` in place of every BatchNorm, then initialised by ``init`` (``default_init`` for
+        "default"). The norm is converted after building, as PyTorch converts to SyncBatchNorm, so fields,
+        shortcuts, schemes and noise wrappers need no norm parameter."""
+        if self.norm != "batch":
+            replace_batch_norms(net, NORMS[self.norm])
+        if self.init == "default":
+            default_init(net)
+        else:
+            init_network(net, self.init)
+        return net
+
+
+def init_he(net: nn.Module) -> None:
+    """He-normal (fan-out) convolutions, unit-scale norms, as the reference CIFAR ResNet implementations do."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -16,7 +16,6 @@ block. ``fractalnet40`` at the same widths has 76,106,634.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -49,58 +48,6 @@ def paper_dropout(blocks: int) -> tuple[float, ...]:
     return tuple(round(0.1 * b, 10) for b in range(blocks))
 
 
-def cifar_fractalnet(
-    columns: int,
-    blocks: int = BLOCKS,
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    channels: Sequence[int] | None = None,
-    drop_path_local: float = 0.15,
-    global_drop_ratio: float = 0.5,
-    dropout: bool | Sequence[float] = False,
-    flat_join: bool = True,
-) -> Network:
-    """A FractalNet of ``blocks`` blocks of ``columns`` columns for images with ``in_channels`` channels.
-
-    ``channels`` (one width per block) defaults to :func:`paper_channels`; ``dropout`` is False (none), True (the
-    paper's :func:`paper_dropout`) or one rate per block. ``drop_path_local`` is the local drop-path probability
-    at every join and ``global_drop_ratio`` the fraction of mini-batches trained on one global column.
-    ``flat_join=False`` nests binary means (seed 000's ``1/2 f_C o f_C + 1/2 conv``) instead of the paper's joins.
-
-    Pooling is a 2x2 max-pool with ``ceil_mode``: on 32x32 inputs it is exactly the paper's (32 -> 16 -> 8 -> 4
-    -> 2 -> 1); on 28x28 an odd map keeps its last row and column in a partial window (28 -> 14 -> 7 -> 4 -> 2 -> 1),
-    and a 1x1 map stays 1x1, so 16x16 inputs also pass 5 blocks. The classifier averages whatever map remains,
-    which on a 1x1 map is the paper's flatten-and-linear.
-    """
-    if columns < 1 or blocks < 1:
-        raise ConfigError(f"a FractalNet needs at least 1 column and 1 block, got columns={columns}, blocks={blocks}")
-    widths = tuple(channels) if channels is not None else paper_channels(blocks)
-    if dropout is True:
-        rates = paper_dropout(blocks)
-    elif dropout is False:
-        rates = (0.0,) * blocks
-    else:
-        rates = tuple(dropout)
-    for name, values in (("channels", widths), ("dropout", rates)):
-        if len(values) != blocks:
-            raise ConfigError(f"{name} needs one value per block: {blocks} blocks but {len(values)} values {values}")
-    if not all(0 <= r < 1 for r in rates):
-        raise ConfigError(f"dropout rates must be in [0, 1), got {rates}")
-
-    fractal_blocks, pools = [], []
-    width_in = in_channels
-    for width, rate in zip(widths, rates, strict=True):
-        conv = functools.partial(ConvBNReLU, dropout=rate)
-        fractal_blocks.append(FractalBlock(columns, width_in, width, conv, drop_path_local, flat_join))
-        pools.append(nn.MaxPool2d(2, ceil_mode=True))
-        width_in = width
-    body = Fractal(fractal_blocks, pools, global_drop_ratio)
-    net = Network(nn.Identity(), body, ClassifierHead(width_in, num_classes, preact=False))
-    init_caffe_xavier(net)
-    return net
-
-
 def init_caffe_xavier(net: nn.Module) -> None:
     """Caffe's "xavier" filler, which the paper's code uses: ``U(-sqrt(3 / fan_in), sqrt(3 / fan_in))``, zero biases.
 
@@ -122,7 +69,12 @@ def init_caffe_xavier(net: nn.Module) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class FractalNetOptions:
-    """A CIFAR FractalNet of Larsson et al. 2017."""
+    """A CIFAR FractalNet of Larsson et al. 2017.
+
+    Without the toolkit options of the residual families (:class:`~resdyn.nets.base.Toolkit`): its regularisers
+    are its own, per-block dropout where the authors' Caffe puts it and drop-path at the joins, and its init is
+    the paper's Caffe filler (:func:`init_caffe_xavier`).
+    """
 
     #: columns C of each fractal block (deepest path 2^(C-1) convolutions per block)
     columns: int
@@ -136,17 +88,52 @@ class FractalNetOptions:
     global_drop_ratio: float = 0.5
     #: false (none), true (the paper's 0.1 b in block b) or one rate per block
     dropout: bool | list[float] = False
-    #: the paper's merged n-ary joins (false: seed 000's nested binary means)
+    #: the paper's merged n-ary joins (false: the nested binary means of the FIUBA 75.26 report on Lu et al.
+    #: 2018, its eq. 11)
     flat_join: bool = True
 
 
 def fractalnet(o: FractalNetOptions, in_channels: int, num_classes: int) -> Network:
-    """CIFAR FractalNet with ``columns`` columns."""
-    return cifar_fractalnet(
-        o.columns, o.blocks, in_channels=in_channels, num_classes=num_classes, channels=o.channels,
-        drop_path_local=o.drop_path_local, global_drop_ratio=o.global_drop_ratio, dropout=o.dropout,
-        flat_join=o.flat_join,
-    )
+    """A FractalNet of ``o.blocks`` blocks of ``o.columns`` columns for images with ``in_channels`` channels.
+
+    ``channels`` (one width per block) defaults to :func:`paper_channels`; ``dropout`` is False (none), True (the
+    paper's :func:`paper_dropout`) or one rate per block. ``drop_path_local`` is the local drop-path probability
+    at every join and ``global_drop_ratio`` the fraction of mini-batches trained on one global column.
+    ``flat_join=False`` nests binary means (``1/2 f_C o f_C + 1/2 conv``, the FIUBA 75.26 report's reading after
+    Lu et al. 2018) instead of the paper's joins.
+
+    Pooling is a 2x2 max-pool with ``ceil_mode``: on 32x32 inputs it is exactly the paper's (32 -> 16 -> 8 -> 4
+    -> 2 -> 1); on 28x28 an odd map keeps its last row and column in a partial window (28 -> 14 -> 7 -> 4 -> 2 -> 1),
+    and a 1x1 map stays 1x1, so 16x16 inputs also pass 5 blocks. The classifier averages whatever map remains,
+    which on a 1x1 map is the paper's flatten-and-linear.
+    """
+    if o.columns < 1 or o.blocks < 1:
+        raise ConfigError(f"a FractalNet needs at least 1 column and 1 block, got columns={o.columns}, "
+                          f"blocks={o.blocks}")
+    widths = tuple(o.channels) if o.channels is not None else paper_channels(o.blocks)
+    if o.dropout is True:
+        rates = paper_dropout(o.blocks)
+    elif o.dropout is False:
+        rates = (0.0,) * o.blocks
+    else:
+        rates = tuple(o.dropout)
+    for name, values in (("channels", widths), ("dropout", rates)):
+        if len(values) != o.blocks:
+            raise ConfigError(f"{name} needs one value per block: {o.blocks} blocks but {len(values)} values {values}")
+    if not all(0 <= r < 1 for r in rates):
+        raise ConfigError(f"dropout rates must be in [0, 1), got {rates}")
+
+    fractal_blocks, pools = [], []
+    width_in = in_channels
+    for width, rate in zip(widths, rates, strict=True):
+        conv = functools.partial(ConvBNReLU, dropout=rate)
+        fractal_blocks.append(FractalBlock(o.columns, width_in, width, conv, o.drop_path_local, o.flat_join))
+        pools.append(nn.MaxPool2d(2, ceil_mode=True))
+        width_in = width
+    body = Fractal(fractal_blocks, pools, o.global_drop_ratio)
+    net = Network(nn.Identity(), body, ClassifierHead(width_in, num_classes, preact=False))
+    init_caffe_xavier(net)
+    return net
 
 
 register_family("fractalnet", FractalNetOptions, fractalnet, "CIFAR FractalNet (Larsson et al. 2017), C columns")

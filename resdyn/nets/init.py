@@ -1,15 +1,23 @@
-"""Weight initialisation schemes shared by the model families (seed 003, "inicialización"; seed 001's comparison).
+"""Weight initialisation schemes shared by the model families (G. Fuentes-Pineda's lecture, 2023, "inicialización";
+the comparison in G. B. Macedo's 2020 talk on Yang & Schoenholz 2017).
 
 For a layer with ``fan_in`` inputs and ``fan_out`` outputs per weight (a convolution's fans include its kernel
 area, as in PyTorch's ``nn.init``):
 
-    he-normal        N(0, 2 / fan_in)                         He et al. 2015
+    he-normal        N(0, 2 / fan_in)                         He, Zhang, Ren, Sun 2015
     he-uniform       U(-b, b), b = sqrt(6 / fan_in)           same variance, 2 / fan_in
     xavier-normal    N(0, 2 / (fan_in + fan_out))             Glorot & Bengio 2010 ("Glorot")
     xavier-uniform   U(-b, b), b = sqrt(6 / (fan_in + fan_out))
 
-Uniform on ``[-b, b]`` has variance ``b² / 3``, so each uniform scheme has its normal twin's variance. (Seed 003's
-slide gives He uniform the bound ``sqrt(2 / n_e)``, a third of that variance; the bound here is He et al.'s.)
+Glorot & Bengio 2010 ask for ``Var = 2 / (fan_in + fan_out)`` (their eq. 12, the harmonic mean of the forward
+condition ``1 / fan_in`` and the backward one ``1 / fan_out``; the uniform "normalised initialisation" of their
+eq. 16 has it). Fuentes-Pineda's lecture writes ``1 / (fan_in + fan_out)``, half of it. resdyn implements Glorot &
+Bengio's ``2 / (fan_in + fan_out)``, as PyTorch's ``xavier_*_`` with gain 1 do: at equal fans it is ``1 / fan_in``,
+which keeps a linear layer's output variance that of its input, where the lecture's would halve it at every layer.
+
+Uniform on ``[-b, b]`` has variance ``b² / 3``, so each uniform scheme has its normal twin's variance. (The
+lecture's slide gives He uniform the bound ``sqrt(2 / n_e)``, a third of that variance; the bound here is He et
+al.'s.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Fully-connected full and reduced residual networks of the mean-field theory (Yang & Schoenholz 2017; seed 001).
+"""Fully-connected full and reduced residual networks of the mean-field theory (Yang & Schoenholz 2017, via G. B.
+Macedo's talk, 2020).
 
     full (FRN)     h = W x + b,   x' = V φ(h) + x + a
     reduced (RRN)  h = W x + b,   x' = φ(h) + x
@@ -124,7 +125,12 @@ def _network(o: RRNOptions, layer: Callable[[], nn.Module], in_channels: int, nu
 
 @dataclass(frozen=True)
 class RRNOptions:
-    """A reduced residual net ``x' = φ(W x + b) + x`` (Yang & Schoenholz 2017)."""
+    """A reduced residual net ``x' = φ(W x + b) + x`` (Yang & Schoenholz 2017).
+
+    Without the convolutional families' toolkit (:class:`~resdyn.nets.base.Toolkit`): these nets have no norm layers
+    and no pooled head to drop features from, and their ``init`` is their own (the mean-field σ's, or He/Xavier on
+    the residual layers only), the object of the mean-field comparison.
+    """
 
     #: units per layer
     width: int = 256

@@ -1,6 +1,7 @@
-"""Seed 004's ODENet and its like-for-like ResNet baseline (Chen et al. 2018; torchdiffeq ``examples/odenet_mnist.py``).
+"""The ODENet of F. Gładzik's engineering thesis (AGH Kraków 2019) on Chen et al. 2018's neural ODEs, and its
+like-for-like ResNet baseline (torchdiffeq ``examples/odenet_mnist.py``).
 
-Both networks share three segments and differ only in the feature segment (seed 004, sec. 4.1):
+Both networks share three segments and differ only in the feature segment (Gładzik 2019, sec. 4.1):
 
     downsampling  conv3x3(C_in -> 64, no padding), then twice [GN-ReLU-conv4x4 stride 2, padding 1]
     feature       ODENet: ``blocks`` ODE blocks, each ``z <- z + ∫_0^{t1} f(t, z) dt`` with f a TimeConvField
@@ -14,18 +15,17 @@ A 28x28 image becomes a 64x6x6 state. For 1-channel, 10-class input the paramete
     residual      2 GN x 128 + 2 x 64 * 64 * 9 (no bias)              =  73,984
     classifier    128 + 64 * 10 + 10                                  =     778
 
-    ODENet          132,096 + 75,392 + 778           = 208,266   (seed 004, Figs. 5.1-5.3)
+    ODENet          132,096 + 75,392 + 778           = 208,266   (Gładzik 2019, Figs. 5.1-5.3)
     ODENet, 2 blocks                                 = 283,658   (Fig. 5.4)
     ResNet, k blocks 132,096 + k * 73,984 + 778     = 280,842 / 428,810 / 724,746 for k = 2 / 4 / 8 (Fig. 5.3)
 
-(3 input channels add 1,152; 100 classes add 5,850: the seed's 209,418 and 215,268 for CIFAR-10/100.)
+(3 input channels add 1,152; 100 classes add 5,850: the thesis's 209,418 and 215,268 for CIFAR-10/100.)
 Weights keep PyTorch's default initialisation, as the reference code does.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -63,50 +63,19 @@ def classifier(channels: int, num_classes: int) -> nn.Sequential:
     )
 
 
-def seed_odenet(
-    *,
-    in_channels: int = 1,
-    num_classes: int = 10,
-    solver: Solver | None = None,
-    t1: float = 1.0,
-    regularisation: Regularisation | None = None,
-    blocks: int = 1,
-    augment: int = 0,
-    width: int = WIDTH,
-    activation: Callable[[], nn.Module] = ACTIVATIONS["relu"],
-) -> Network:
-    """Downsampling -> ``blocks`` ODE blocks over ``width + augment`` channels -> classifier.
-
-    With ``augment = p`` the 64-channel state gets ``p`` zero channels before the first block (augmented neural
-    ODEs, Dupont et al. 2019); the fields and the classifier then work on ``64 + p`` channels. ``activation`` makes
-    the fields' nonlinearity (:class:`TimeConvField`); the downsampling and classifier keep ReLU, which exact
-    backprop differentiates without a tolerance.
-    """
-    if blocks < 1:
-        raise ConfigError(f"an ODENet needs at least one ODE block, got blocks={blocks}")
-    channels = width + augment
-    body = ODE([TimeConvField(channels, activation) for _ in range(blocks)], solver, t1, regularisation, augment)
-    return Network(downsampling(in_channels, width), body, classifier(channels, num_classes))
-
-
-def seed_resnet(*, in_channels: int = 1, num_classes: int = 10, blocks: int = 4, width: int = WIDTH,
-                activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> Network:
-    """Downsampling -> ``blocks`` pre-activation GroupNorm residual blocks (forward Euler) -> classifier;
-    ``activation`` makes the blocks' nonlinearity (the downsampling and classifier keep ReLU, as the ODENet's)."""
-    if blocks < 1:
-        raise ConfigError(f"the ResNet baseline needs at least one residual block, got blocks={blocks}")
-    fields = [PreActGroupNormField(width, activation) for _ in range(blocks)]
-    body = Euler(fields, [nn.Identity() for _ in fields])
-    return Network(downsampling(in_channels, width), body, classifier(width, num_classes))
-
-
 # -- the registered families: strings and option tables stop here --------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
 class ODENetOptions(Solver):
-    """Seed 004's ODENet: the solver's options (:class:`Solver`: dopri5 at rtol = atol = 1e-3 by default) and the
-    network's."""
+    """Gładzik 2019's ODENet: the solver's options (:class:`Solver`: dopri5 at rtol = atol = 1e-3 by default) and
+    the network's.
+
+    Deliberately without the toolkit options of the convolutional families (:class:`~resdyn.nets.base.Toolkit`):
+    dropout would make the field random, which an adaptive solver's error control cannot integrate; BatchNorm would
+    mix the solver's evaluations (its GroupNorm is the reason it works); and it keeps PyTorch's initialisation, as
+    the reference code (torchdiffeq ``examples/odenet_mnist.py``) does.
+    """
 
     #: the end of the integration interval [0, t1]
     t1: float = 1.0
@@ -120,8 +89,8 @@ class ODENetOptions(Solver):
     jacobian: float = 0.0
     #: channels of the state after downsampling
     width: int = WIDTH
-    #: the fields' activation: relu (seed 004), or a smooth one (softplus, tanh, silu), whose adjoint gradients
-    #: the tolerances control (README: ODENet field activation)
+    #: the fields' activation: relu (Gładzik 2019), or a smooth one (softplus, tanh, silu), whose adjoint
+    #: gradients the tolerances control (README: ODENet field activation)
     activation: Activation = "relu"
 
     def solver(self) -> Solver:
@@ -130,32 +99,46 @@ class ODENetOptions(Solver):
 
 
 def odenet(o: ODENetOptions, in_channels: int, num_classes: int) -> Network:
-    """Seed 004's ODENet."""
-    return seed_odenet(in_channels=in_channels, num_classes=num_classes, solver=o.solver(), t1=o.t1,
-                       regularisation=Regularisation(o.kinetic, o.jacobian), blocks=o.blocks, augment=o.augment,
-                       width=o.width, activation=ACTIVATIONS[o.activation])
+    """Downsampling -> ``o.blocks`` ODE blocks over ``width + augment`` channels -> classifier.
+
+    With ``augment = p`` the ``width``-channel state gets ``p`` zero channels before the first block (augmented
+    neural ODEs, Dupont et al. 2019); the fields and the classifier then work on ``width + p`` channels.
+    ``activation`` makes the fields' nonlinearity (:class:`TimeConvField`); the downsampling and classifier keep
+    ReLU, which exact backprop differentiates without a tolerance.
+    """
+    if o.blocks < 1:
+        raise ConfigError(f"an ODENet needs at least one ODE block, got blocks={o.blocks}")
+    channels = o.width + o.augment
+    fields = [TimeConvField(channels, ACTIVATIONS[o.activation]) for _ in range(o.blocks)]
+    body = ODE(fields, o.solver(), o.t1, Regularisation(o.kinetic, o.jacobian), o.augment)
+    return Network(downsampling(in_channels, o.width), body, classifier(channels, num_classes))
 
 
 @dataclass(frozen=True)
 class ODEResNetOptions:
-    """Seed 004's ResNet baseline."""
+    """Gładzik 2019's ResNet baseline (without the toolkit options, as the ODENet it is compared with)."""
 
-    #: pre-activation GroupNorm residual blocks (the seed: 2, 4, 8)
+    #: pre-activation GroupNorm residual blocks (Gładzik 2019: 2, 4, 8)
     blocks: int = 4
     #: channels of the state after downsampling
     width: int = WIDTH
-    #: the residual blocks' activation: relu (seed 004), or the smooth one an ODENet under comparison uses
+    #: the residual blocks' activation: relu (Gładzik 2019), or the smooth one an ODENet under comparison uses
     activation: Activation = "relu"
 
 
 def odenet_resnet(o: ODEResNetOptions, in_channels: int, num_classes: int) -> Network:
-    """Seed 004's ResNet baseline with the ODENet's segments."""
-    return seed_resnet(in_channels=in_channels, num_classes=num_classes, blocks=o.blocks, width=o.width,
-                       activation=ACTIVATIONS[o.activation])
+    """Downsampling -> ``o.blocks`` pre-activation GroupNorm residual blocks (forward Euler) -> classifier, the
+    ODENet's segments; ``activation`` makes the blocks' nonlinearity (the downsampling and classifier keep ReLU,
+    as the ODENet's)."""
+    if o.blocks < 1:
+        raise ConfigError(f"the ResNet baseline needs at least one residual block, got blocks={o.blocks}")
+    fields = [PreActGroupNormField(o.width, ACTIVATIONS[o.activation]) for _ in range(o.blocks)]
+    body = Euler(fields, [nn.Identity() for _ in fields])
+    return Network(downsampling(in_channels, o.width), body, classifier(o.width, num_classes))
 
 
 register_family("odenet", ODENetOptions, odenet,
-                "ODENet of seed 004 (Chen et al. 2018): downsampling, ODE block(s), classifier")
+                "ODENet of Gładzik 2019 (Chen et al. 2018): downsampling, ODE block(s), classifier")
 register_family("odenet-resnet", ODEResNetOptions, odenet_resnet,
-                "seed 004's ResNet baseline: the ODENet's segments around `blocks` pre-activation GroupNorm "
+                "Gładzik 2019's ResNet baseline: the ODENet's segments around `blocks` pre-activation GroupNorm "
                 "residual blocks (default 4)")

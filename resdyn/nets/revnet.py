@@ -24,17 +24,15 @@ reversible. The parameters are the same.)
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from torch import nn
 
-from resdyn.errors import ConfigError
-from resdyn.fields import PadShortcut, ProjectionShortcut, conv1x1, conv3x3
-from resdyn.nets.base import ClassifierHead, Network, register_family
-from resdyn.nets.cifar import NoiseChoice, init_he
-from resdyn.noise import FieldFactory, Noise
+from resdyn.fields import PadShortcut, ProjectionShortcut, conv1x1, conv3x3, dropout_layer
+from resdyn.nets.base import Network, Toolkit, init_he, register_family
+from resdyn.nets.cifar import NoiseChoice
+from resdyn.noise import FieldFactory
 from resdyn.schemes.reversible import Reversible, ReversibleBlock
 
 STEM_WIDTH = 32
@@ -48,9 +46,10 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 
 
 def residual_function(
-    block: str, in_channels: int, out_channels: int, stride: int = 1, preactivate: bool = True
+    block: str, in_channels: int, out_channels: int, stride: int = 1, preactivate: bool = True, dropout: float = 0.0
 ) -> nn.Sequential:
-    """``F`` or ``G`` of a RevNet unit, pre-activation, as in the authors' code.
+    """``F`` or ``G`` of a RevNet unit, pre-activation, as in the authors' code, with optional dropout before its
+    last convolution (:class:`~resdyn.nets.base.Toolkit`'s ``field_dropout``; none at 0, so no layer).
 
     basic: ``[BN-ReLU] conv3x3(stride) BN-ReLU conv3x3``; bottleneck:
     ``[BN-ReLU] conv1x1(stride, out/4) BN-ReLU conv3x3 BN-ReLU conv1x1(out)``. Two things differ from
@@ -61,12 +60,12 @@ def residual_function(
     layers: list[nn.Module] = [nn.BatchNorm2d(in_channels), nn.ReLU()] if preactivate else []
     if block == "basic":
         layers += [conv3x3(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
-                   conv3x3(out_channels, out_channels)]
+                   *dropout_layer(dropout), conv3x3(out_channels, out_channels)]
     else:
         mid = out_channels // 4
         layers += [conv1x1(in_channels, mid, stride), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
                    conv3x3(mid, mid), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-                   conv1x1(mid, out_channels)]
+                   *dropout_layer(dropout), conv1x1(mid, out_channels)]
     return nn.Sequential(*layers)
 
 
@@ -80,23 +79,32 @@ def half_shortcut(block: str, in_channels: int, out_channels: int, stride: int) 
     return nn.Sequential(nn.AvgPool2d(stride, ceil_mode=True), PadShortcut(in_channels, out_channels, 1))
 
 
-def cifar_revnet(
-    block: str,
-    units: int,
-    widths: Sequence[int],
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    noise: Noise | None = None,
-    memory_saving: bool = True,
-) -> Network:
-    """A RevNet of ``len(widths)`` stages of ``units`` units of ``block`` ("basic" or "bottleneck") functions.
+# -- the registered family: strings and option tables stop here ----------------------------------------------
 
-    ``noise`` wraps every ``F`` and ``G``, indexed in network order (``F_1, G_1, F_2, ...``). With
+
+@dataclass(frozen=True, kw_only=True)
+class RevNetOptions(Toolkit, NoiseChoice):
+    """A CIFAR RevNet of Gomez et al. 2017, with the toolkit options (:class:`Toolkit`).
+
+    The reversible blocks recompute ``F`` and ``G`` in their backward pass, replaying the forward's random draws
+    (field dropout, noise) and restoring BatchNorm's running statistics, so every option gives the gradients of
+    ordinary backprop (tests/nets/test_revnet.py).
+    """
+
+    #: 38, 110 or 164 (the paper's layouts)
+    depth: Literal[38, 110, 164]
+    #: backpropagate without storing the reversible blocks' activations (False: ordinary autograd)
+    memory_saving: bool = True
+
+
+def revnet(o: RevNetOptions, in_channels: int, num_classes: int) -> Network:
+    """CIFAR RevNet-``depth``: the stem, then :data:`LAYOUTS`' stages of units, then BN-ReLU and the classifier.
+
+    ``o.noise`` wraps every ``F`` and ``G``, indexed in network order (``F_1, G_1, F_2, ...``). With
     ``memory_saving=False`` the same blocks backpropagate by ordinary autograd.
     """
-    if block not in EXPANSION:
-        raise ConfigError(f"unknown RevNet residual function {block!r}; valid: {', '.join(EXPANSION)}")
+    block, units, widths = LAYOUTS[o.depth]
+    noise = o.make_noise()
     count = 2 * units * len(widths)
 
     def make(make_field: FieldFactory, index: int, keeps_shape: bool) -> nn.Module:
@@ -112,9 +120,10 @@ def cifar_revnet(
             first = stage == 0 and unit == 0
             index = 2 * len(blocks)
             keeps_shape = half_in == half_out and stride == 1
-            f = make(functools.partial(residual_function, block, half_in, half_out, stride, not first),
-                     index, keeps_shape)
-            g = make(functools.partial(residual_function, block, half_out, half_out), index + 1, True)
+            f = make(functools.partial(residual_function, block, half_in, half_out, stride, not first,
+                                       o.field_dropout), index, keeps_shape)
+            g = make(functools.partial(residual_function, block, half_out, half_out, dropout=o.field_dropout),
+                     index + 1, True)
             if keeps_shape:
                 blocks.append(ReversibleBlock(f, g))
             else:
@@ -123,30 +132,8 @@ def cifar_revnet(
             channels = out
 
     stem = nn.Sequential(conv3x3(in_channels, STEM_WIDTH), nn.BatchNorm2d(STEM_WIDTH), nn.ReLU(inplace=True))
-    body = Reversible(blocks, memory_saving=memory_saving)
-    net = Network(stem, body, ClassifierHead(channels, num_classes, preact=True))
-    init_he(net)
-    return net
-
-
-# -- the registered family: strings and option tables stop here ----------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class RevNetOptions(NoiseChoice):
-    """A CIFAR RevNet of Gomez et al. 2017."""
-
-    #: 38, 110 or 164 (the paper's layouts)
-    depth: Literal[38, 110, 164]
-    #: backpropagate without storing the reversible blocks' activations (False: ordinary autograd)
-    memory_saving: bool = True
-
-
-def revnet(o: RevNetOptions, in_channels: int, num_classes: int) -> Network:
-    """CIFAR RevNet-``depth``."""
-    block, units, widths = LAYOUTS[o.depth]
-    return cifar_revnet(block, units, widths, in_channels=in_channels, num_classes=num_classes,
-                        noise=o.make_noise(), memory_saving=o.memory_saving)
+    body = Reversible(blocks, memory_saving=o.memory_saving)
+    return o.finish(Network(stem, body, o.head(channels, num_classes, preact=True)), init_he)
 
 
 register_family("revnet", RevNetOptions, revnet, "CIFAR RevNet (Gomez et al. 2017) of depth 38, 110 or 164")

@@ -116,13 +116,14 @@ def stability_region(scheme: type[Scheme] | Scheme | str, z: np.ndarray | comple
     """The largest root modulus ``max |ρ|`` of ``scheme``'s step for ``u' = λu`` at each ``z = hλ``.
 
     The stability region is where it is ``<= 1`` (roots on the unit circle should also be simple; a plot
-    need not care). ``scheme`` is a scheme class, instance or registered name (``"rk4"``).
+    need not care). ``scheme`` is a scheme class, instance or registered name (``"rk4"``); an architecture's name
+    (``resdyn.schemes.ARCHITECTURES``: "ode", ...) is refused, as it has no such polynomial.
     """
-    from resdyn.schemes import SCHEMES
+    from resdyn.schemes import ARCHITECTURES, SCHEMES
 
+    if isinstance(scheme, str) and scheme in ARCHITECTURES:
+        raise ValueError(f"{scheme!r} is not a step-by-step scheme; it has no linear stability polynomial")
     cls = SCHEMES.get(scheme) if isinstance(scheme, str) else scheme if isinstance(scheme, type) else type(scheme)
-    if not (isinstance(cls, type) and issubclass(cls, Scheme)):
-        raise ValueError(f"{cls.__name__} is not a step-by-step scheme; it has no linear stability polynomial")
     z = np.asarray(z, dtype=complex)
     coeffs = np.asarray(cls.characteristic(z, **coefficients), dtype=complex)
     coeffs = np.broadcast_to(coeffs, z.shape + coeffs.shape[-1:])

@@ -1,11 +1,12 @@
 """FractalNet's expansion rule (Larsson, Maire, Shakhnarovich 2017, "FractalNet: Ultra-Deep Neural Networks without
-Residuals", ICLR; seed 000 sec. 2.2).
+Residuals", ICLR; read as a scheme in the FIUBA 75.26 (Simulación)
+replication report of Lu, Zhong, Li, Dong 2018, sec. 2.2).
 
 A fractal block of ``C`` columns is built by the rule
 
     f_1(z) = conv(z),        f_{C+1}(z) = join(f_C(f_C(z)), conv(z)),
 
-with ``join`` the element-wise mean. Seed 000 (eqs. 10-12, after Lu et al. 2018) reads it as a Runge-Kutta-like
+with ``join`` the element-wise mean. The FIUBA report (eqs. 10-12, after Lu et al. 2018) reads it as a Runge-Kutta-like
 scheme of order 2: ``f_{C+1} = 1/2 f_C o f_C + 1/2 conv``, two stages of ``f_C`` averaged with one step of a new
 ``conv``, which for ``C = 2`` is ``x_{n+1} = k_1 x_n + k_2 (k_3 x_n + f_1(x_n)) + f_2(k_3 x_n + f_1(x_n))`` (eq. 12).
 There is no identity path: every signal passes a convolution before it is joined.
@@ -20,7 +21,7 @@ the join at the end of ``f_{C+1}`` averages the ``C + 1`` columns that end there
 That is the rule with ``join`` taken as one n-ary mean over every column meeting at a point; it is what this
 module computes by default. It is the same network as the binary reading (same convolutions, same wiring, same
 paths) and the same function for ``C = 2``, but for ``C >= 3`` the weights differ: the flat join gives each of
-the ``C + 1`` columns ``1 / (C + 1)``, while the nested binary mean of seed 000's ``1/2 f_C o f_C + 1/2 conv``
+the ``C + 1`` columns ``1 / (C + 1)``, while the nested binary mean of the FIUBA report's ``1/2 f_C o f_C + 1/2 conv``
 gives ``conv(z)`` 1/2 and the deeper columns 1/4, 1/8, ... ``flat_join=False`` gives the nested reading.
 
 Drop-path (paper sec. 3; per mini-batch, as the paper's Caffe join layer samples it):
@@ -83,7 +84,7 @@ class FractalBlock(nn.Module):
     ``conv(in_channels, out_channels)`` builds one base layer (the paper's conv-BN-ReLU); the first layer of every
     column maps ``in_channels`` to ``out_channels``. A block of ``C`` columns holds ``2^C - 1`` convolutions,
     ``2^(C-1)`` of them on its deepest path. ``drop_prob`` is local drop-path at every join, applied in training
-    mode; ``flat_join`` chooses the paper's merged n-ary joins (default) or seed 000's nested binary means.
+    mode; ``flat_join`` chooses the paper's merged n-ary joins (default) or the FIUBA report's nested binary means.
     """
 
     def __init__(

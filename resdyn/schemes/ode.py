@@ -5,12 +5,12 @@ the limit of infinitely many, infinitely small steps of one weight-tied field an
 
     z(t1) = z(0) + ∫_0^{t1} f(t, z(t)) dt
 
-with a numerical solver from torchdiffeq: an adaptive Runge-Kutta method that picks its own steps to meet a
-tolerance (dopri5 by default), or a fixed-step method. "Depth" becomes the number of function evaluations (NFE),
-which seed 004 calls "created hidden layers". Gradients come either by backpropagating through the solver's
-operations or by the adjoint method, which solves a second ODE backward in time and stores no activations
-(Chen et al. 2018, sec. 2; with the seminorm of Kidger, Chen, Lyons 2021, "Hey, that's not an ODE", for its
-error control).
+with a numerical solver from torchdiffeq: an adaptive Runge-Kutta method that picks its own steps to meet a tolerance
+(dopri5 by default), or a fixed-step method. "Depth" becomes the number of function evaluations (NFE), which Gładzik
+2019 (engineering thesis, AGH Kraków) calls "created hidden layers". Gradients come either by backpropagating through
+the solver's operations or by the adjoint method, which solves a second ODE backward in time and stores no activations
+(Chen et al. 2018, sec. 2; with the seminorm of Kidger, Chen, Lyons 2021, "Hey, that's not an ODE", for its error
+control).
 
 Three additions from later work:
 
@@ -36,30 +36,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
-from torchdiffeq._impl.odeint import SOLVERS
-from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver
-from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.metrics import AddsLoss, ReportsMetrics
 
-
-def _methods(kind: type) -> tuple[str, ...]:
-    """torchdiffeq's solvers of ``kind``, one name per solver class (its ``SOLVERS`` lists ``fixed_adams`` as a
-    second name of ``implicit_adams``)."""
-    seen: set[type] = set()
-    names = []
-    for name, solver in SOLVERS.items():
-        if issubclass(solver, kind) and solver not in seen:
-            seen.add(solver)
-            names.append(name)
-    return tuple(names)
-
-
-# Adaptive solvers control their step by an error estimate (the Runge-Kutta ones: those take ``callback_step``,
-# which the step checks need); fixed-grid ones take ``step_size`` steps. ``scipy_solver`` cannot backpropagate.
-ADAPTIVE_METHODS = _methods(RKAdaptiveStepsizeODESolver)
-FIXED_METHODS = _methods(FixedGridODESolver)
+# The torchdiffeq methods resdyn accepts, by the public name ``odeint(method=...)`` takes (torchdiffeq 0.2.x;
+# tests/schemes/test_ode.py solves a small problem with each, so a torchdiffeq that drops or renames one fails
+# there). Adaptive methods control their step by an error estimate and call ``callback_step`` before each attempt,
+# which the step, memory and finiteness checks need; fixed-grid ones take the equal steps of ``step_size``. Left
+# out: ``scipy_solver`` (cannot backpropagate) and ``fixed_adams`` (a second name of ``implicit_adams``).
+ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
+FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 GIB = 2**30
 Probe = Literal["gaussian", "rademacher"]
 State = torch.Tensor | tuple[torch.Tensor, ...]
@@ -92,7 +79,7 @@ class Solver:
     ``step_size=1/49``.) ``max_steps`` bounds the steps (accepted and rejected) of each solve, forward and adjoint,
     so that a blow-up stops with :class:`ODESolverError` instead of running on. It does not bound memory: backprop
     through the solver keeps every accepted step's field activations for backward (~56 MiB a dopri5 step for
-    seed 004's ODENet on 128 images, so 1000 steps would want ~55 GiB), so ``max_memory`` (GiB, per block and
+    Gładzik 2019's ODENet on 128 images, so 1000 steps would want ~55 GiB), so ``max_memory`` (GiB, per block and
     batch; None: a quarter of the device's memory, RAM on the CPU) bounds the bytes the solve has kept, counted as
     autograd saves them, and stops it with the same error long before the machine runs out. ``adjoint`` computes
     gradients by the adjoint method (``torchdiffeq.odeint_adjoint``); ``seminorm`` leaves the parameters' adjoint

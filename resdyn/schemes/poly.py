@@ -1,4 +1,5 @@
-"""PolyNet's polynomial scheme (Zhang, Li, Loy, Lin 2017, "PolyNet"; seed 000 sec. 2.3)."""
+"""PolyNet's polynomial scheme (Zhang, Li, Loy, Lin 2017, "PolyNet"; the FIUBA 75.26 report on Lu et al. 2018,
+sec. 2.3)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class Poly(Scheme):
     """``x_{n+1} = x_n + F(x_n) + F(F(x_n))``, computed as ``x_n + (I + F) F x_n`` with one shared ``F``.
 
     ``(I + F + F^2)`` is the second-order truncation of ``(I - F)^{-1}``, so the block approximates a
-    backward-Euler step of ``dx/dt = f(x)`` (seed 000 eq. 9), a method of order 1; ``order=3`` adds ``F^3``.
+    backward-Euler step of ``dx/dt = f(x)`` (Lu et al. 2018; the FIUBA 75.26 report's eq. 9), a method of order 1;
+    ``order=3`` adds ``F^3``.
     (``order`` here is the polynomial's degree, an option; the scheme's order of convergence is 1.)
     """
 

@@ -4,7 +4,8 @@ The state is split in two halves along the channels, ``x = (x1, x2)``, and each 
 
     y1 = x1 + F(x2),        y2 = x2 + G(y1).
 
-Seed 000 (sec. 2.3, eqs. 17-20) and Lu et al. 2018 (seed 002, Table 1) read this as a forward-Euler step of the
+Lu, Zhong, Li, Dong 2018 (slides, arXiv:1710.10121, Table 1; the FIUBA 75.26 replication report, sec. 2.3,
+eqs. 17-20) read this as a forward-Euler step of the
 coupled system ``dX/dt = F(Y), dY/dt = G(X)`` in which ``Y`` steps from the already-updated ``X``. Because each
 half moves by a function of the other half only, the step inverts exactly,
 

@@ -1,4 +1,4 @@
-"""Seed 004's ODENet and ResNet baseline: exact parameter counts, shared segments, options, a real learning run."""
+"""Gładzik 2019's ODENet and ResNet baseline: exact parameter counts, shared segments, options, a real learning run."""
 
 from pathlib import Path
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 @pytest.mark.parametrize(
     ("name", "options", "in_channels", "num_classes", "params"),
     [
-        # Seed 004, Figs. 5.1-5.6 ("Number of model parameters").
+        # Gładzik 2019, Figs. 5.1-5.6 ("Number of model parameters").
         ("odenet", {}, 1, 10, 208_266),
         ("odenet", {"adjoint": True}, 1, 10, 208_266),
         ("odenet", {"blocks": 2}, 1, 10, 283_658),
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
         ("odenet-resnet", {"blocks": 8}, 3, 100, 731_748),
     ],
 )
-def test_parameter_counts_match_the_seed(name, options, in_channels, num_classes, params):
+def test_parameter_counts_match_the_thesis(name, options, in_channels, num_classes, params):
     assert count_parameters(build_model(name, in_channels, num_classes, **options)) == params
 
 
@@ -95,7 +95,7 @@ def test_a_step_limit_in_the_network_names_the_block():
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
 def test_odenet_learns_fashion_mnist_and_logs_nfe(tmp_path):
-    # The seed's full ODENet (208,266 parameters), dopri5 at rtol = atol = 1e-3 over [0, 1], one epoch on 2,000
+    # The thesis's full ODENet (208,266 parameters), dopri5 at rtol = atol = 1e-3 over [0, 1], one epoch on 2,000
     # images: about 0.49 test accuracy (chance 0.10) in about 13 s on one CPU thread.
     config = apply_overrides(Config(), [
         "model.name=odenet", "data.name=fashion-mnist", f'data.dir="{FMNIST}"', "data.limit_train=2000",

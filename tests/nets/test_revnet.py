@@ -72,7 +72,8 @@ def test_noise_wraps_every_f_and_g_in_network_order():
 
 
 def test_unknown_option_lists_valid_options():
-    with pytest.raises(ConfigError, match="valid options: memory_saving, noise, noise_options"):
+    valid = "dropout, field_dropout, init, memory_saving, noise, noise_options, norm"
+    with pytest.raises(ConfigError, match=f"valid options: {valid}"):
         build_model("revnet38", depth=3)
 
 
@@ -96,3 +97,52 @@ def test_eval_under_no_grad_matches_train_mode_graph_free_forward():
         y = model(x)
     assert y.grad_fn is None
     torch.testing.assert_close(y, model(x).detach())
+
+
+TOOLKIT = {"field-dropout": {"field_dropout": 0.3}, "group-norm": {"norm": "group"},
+           "all": {"field_dropout": 0.3, "norm": "group", "dropout": 0.2, "init": "xavier-uniform"}}
+
+
+@pytest.mark.parametrize("options", TOOLKIT.values(), ids=TOOLKIT)
+def test_toolkit_options_keep_memory_saving_exact(options):
+    """The reversible blocks recompute F and G in backward: field dropout's masks are replayed, GroupNorm has no
+    running statistics to restore; outputs, input and parameter gradients, buffers and the RNG afterwards equal
+    ordinary backprop's."""
+    torch.manual_seed(0)
+    saving = build_model("revnet38", in_channels=1, num_classes=4, **options).double()
+    plain = copy.deepcopy(saving)
+    plain.body.memory_saving = False
+    x, y = torch.randn(4, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
+    results = []
+    for net in (saving, plain):
+        inputs = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        logits = net(inputs)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        results.append((logits.detach(), inputs.grad, torch.rand(3)))
+    (out_s, dx_s, next_s), (out_p, dx_p, next_p) = results
+    assert torch.equal(out_s, out_p) and torch.equal(next_s, next_p)
+    torch.testing.assert_close(dx_s, dx_p, rtol=1e-9, atol=1e-12)
+    for (name, p), q in zip(saving.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
+    for (name, b), c in zip(saving.named_buffers(), plain.buffers(), strict=True):
+        assert torch.equal(b, c), name
+
+
+def test_field_dropout_is_random_and_group_norm_blocks_invert():
+    """Guards the test above: the dropout really draws (two passes differ), and with GroupNorm every invertible
+    block's inverse reconstructs its input from its output (evaluation mode: no dropout)."""
+    torch.manual_seed(0)
+    model = build_model("revnet38", in_channels=1, field_dropout=0.3, norm="group").double()
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        assert not torch.equal(model(x), model(x))
+        model.eval()
+        state = model.stem(x)
+        for block in model.body.blocks:
+            out = block(state)
+            if block.invertible:
+                torch.testing.assert_close(block.inverse(out), state, rtol=1e-10, atol=1e-10)
+            state = out
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 2 * len(model.body.blocks)

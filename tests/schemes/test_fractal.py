@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from resdyn.schemes import SCHEMES
 from resdyn.schemes.fractal import Fractal, FractalBlock, local_drop_mask, mean_join, only_column
 
 WIDTH = 3
@@ -36,7 +35,8 @@ z = torch.randn(2, 2, 5, 5)
 
 
 def test_two_columns_are_half_two_steps_plus_half_one_conv():
-    # f_2(z) = join(f_1(f_1(z)), conv(z)) = 1/2 conv_b(conv_a(z)) + 1/2 conv_c(z): seed 000 eq. 11 at C = 2.
+    # f_2(z) = join(f_1(f_1(z)), conv(z)) = 1/2 conv_b(conv_a(z)) + 1/2 conv_c(z): the FIUBA 75.26 report's eq. 11
+    # at C = 2.
     f = block(2, in_channels=2).train()
     (conv_c,), (conv_a, conv_b) = f.column(0), f.column(1)
     assert f.column(1) == [f.inner.conv, f.outer.conv] and conv_c is f.conv
@@ -50,7 +50,7 @@ def test_three_columns_flat_join_averages_every_column_ending_there():
     torch.testing.assert_close(f(z), (d4(d3(middle)) + b2(middle) + a(z)) / 3)
 
 
-def test_nested_join_is_seed_000_reading_with_halving_weights():
+def test_nested_join_is_the_binary_reading_with_halving_weights():
     # f_3 = 1/2 f_2 o f_2 + 1/2 conv with every join binary: the shallowest column weighs 1/2, the others 1/4.
     f = block(3, in_channels=2, flat_join=False).eval()
     (a,), (b1, b2), (d1, d2, d3, d4) = f.column(0), f.column(1), f.column(2)
@@ -257,7 +257,3 @@ def test_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match="no fractal body"):
         with only_column(nn.Linear(2, 2)):
             pass
-
-
-def test_registered_as_a_scheme():
-    assert SCHEMES.get("fractal") is Fractal

@@ -94,18 +94,18 @@ def test_metrics_report_k_outside_the_stability_range():
 
 
 @pytest.mark.parametrize(
-    ("depth", "seed_table"),
-    # Seed 000 table 1 (counts of the authors' MResNet): LM-ResNet-20/32/44/56/110/164.
+    ("depth", "paper_count"),
+    # The FIUBA 75.26 report on Lu et al. 2018, table 1 (counts of the authors' MResNet): LM-ResNet-20/32/44/56/110/164.
     [(20, 273_475), (32, 467_913), (44, 662_351), (56, 856_789), (110, 1_731_760), (164, 1_703_760)],
 )
-def test_parameter_counts_against_the_reference_code(depth, seed_table):
+def test_parameter_counts_against_the_reference_code(depth, paper_count):
     authors = build_model(f"lm-resnet{depth}", shortcut_option="B-preact")
     # The reference code's parameters that take no part in its forward pass, which resdyn does not create: a stem
     # BN (16 channels: 32), a stride-1 16->64 BN-ReLU-conv1x1 projection that only its bottleneck nets use
     # (2 * 16 + 16 * 64), and one k for each of the 3 steps with no previous state of their shape (the first
     # step and the two transitions; resdyn's LM creates k only where a previous state exists).
     unused = 32 + 3 if depth == 164 else 32 + (2 * 16 + 16 * 64) + 3
-    assert count_parameters(authors) + unused == seed_table
+    assert count_parameters(authors) + unused == paper_count
     # Counted by resdyn: every k_n it uses, one per step with a previous state of its shape.
     blocks = 3 * ((depth - 2) // (9 if depth == 164 else 6))
     assert authors.body.k.numel() == blocks - 3

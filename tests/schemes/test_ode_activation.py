@@ -4,7 +4,7 @@ A ReLU field is only piecewise smooth; the adjoint method integrates its Jacobia
 switches, backward in time, and the adaptive solver's error estimate does not see the jumps. So at a tolerance
 where a smooth field's adjoint gradient agrees with backprop through the solver to a few times ``rtol``, a ReLU
 field's is off by percents (README, "ODENet field activation"; benchmarks/ode_activation_gradients.py measures it
-on seed 004's field). In miniature: a time-dependent MLP field in float64, dopri5 at rtol = atol = 1e-4.
+on Gładzik 2019's field). In miniature: a time-dependent MLP field in float64, dopri5 at rtol = atol = 1e-4.
 """
 
 import pytest
@@ -56,7 +56,7 @@ def test_the_tolerance_controls_a_smooth_fields_adjoint_gradient_and_not_a_relu_
 
 def test_the_activation_is_an_option_of_the_odenet_and_keeps_its_parameters():
     relu = build_model("odenet", 1, 10).body.blocks[0].field.activation
-    assert isinstance(relu, nn.ReLU) and relu.inplace  # seed 004's, in place as torchdiffeq's ODEfunc
+    assert isinstance(relu, nn.ReLU) and relu.inplace  # Gładzik 2019's, in place as torchdiffeq's ODEfunc
     kinds = {"softplus": nn.Softplus, "tanh": nn.Tanh, "silu": nn.SiLU}
     for name, kind in kinds.items():
         model = build_model("odenet", 1, 10, activation=name, blocks=2)

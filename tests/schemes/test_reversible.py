@@ -10,7 +10,6 @@ from torch import nn
 from resdyn.analysis.profile import saved_tensor_bytes
 from resdyn.fields import PreActBasicField
 from resdyn.noise import DropBranch, GaussianBranch
-from resdyn.schemes import SCHEMES
 from resdyn.schemes.reversible import Reversible, ReversibleBlock, halves
 
 HALF = 3  # channels per half
@@ -39,10 +38,6 @@ def step(net: nn.Module, x: torch.Tensor, seed: int = 1) -> tuple[torch.Tensor, 
     weights = torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)
     (y * weights).sum().backward()
     return y.detach(), x.grad
-
-
-def test_registered_as_a_scheme():
-    assert SCHEMES.get("reversible") is Reversible
 
 
 def test_block_is_the_coupling_and_its_inverse():
