@@ -44,9 +44,9 @@ from resdyn.device import Speed, choose_speed, configure_backends, describe_devi
 from resdyn.distributed import World
 from resdyn.errors import ConfigError
 from resdyn.nets import build_model
-from resdyn.runs import RunDir, TrainState
+from resdyn.runs import TrainState
 from resdyn.train.config import Config, apply_overrides
-from resdyn.train.loop import build_parts, train_epoch
+from resdyn.train.loop import Placement, build_parts, train_epoch
 from resdyn.train.progress import Progress
 from resdyn.version import source_version
 
@@ -205,10 +205,12 @@ class ResdynLoop(Loop):
             *[f"model.options.{k}={v}" for k, v in model_options(name).items()], *s.overrides,
         ]).validate()
         tc = self.config.train
-        self.speed: Speed = choose_speed(s.device, tc.precision, tc.channels_last)
+        self.placement = Placement(s.device, World(), choose_speed(s.device, tc.precision, tc.channels_last))
+        self.speed: Speed = self.placement.speed
         self.device, self.info, self.split = s.device, info, split
         torch.manual_seed(0)
-        self.parts = build_parts(self.config, info, s.device, self.speed, World())
+        model = build_model(name, info.in_channels, info.num_classes, **self.config.model.options)
+        self.parts = build_parts(self.config, model, self.placement)
         self.state = TrainState()
         self.epoch = 0
         self.description = self.speed.describe() + (", compiled" if tc.compile else "")
@@ -224,8 +226,7 @@ class ResdynLoop(Loop):
                               augment=Augment(dc.crop_padding, dc.flip), seed=self.epoch,
                               channels_last=self.speed.channels_last)
         self.epoch += 1
-        stats = train_epoch(self.config, self.parts, loader, self.state, self.epoch, self.device, World(),
-                            RunDir("bench"), Progress("off"))
+        stats = train_epoch(self.config, self.parts, loader, self.state, self.epoch, Progress("off"))
         return stats.images / stats.time_s
 
     def measure(self) -> float:
