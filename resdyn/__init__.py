@@ -23,7 +23,6 @@ _EXPORTS = {
     "load_run": "resdyn.train.fit",
     "LoadedRun": "resdyn.train.fit",
     "Result": "resdyn.train.loop",
-    "train": "resdyn.train.loop",
     "load_runs": "resdyn.runs",
     "Summary": "resdyn.runs",
     "EpochRecord": "resdyn.runs",

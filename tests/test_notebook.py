@@ -154,3 +154,10 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md (From Python)", "exec"), {"__name__": "readme"})
     assert RunDir(tmp_path / "runs/half-step").read_summary().epochs == 1
+
+
+def test_every_export_of_resdyn_resolves_to_what_it_names():
+    from resdyn.train import config as config_module
+
+    assert [name for name in resdyn.__all__ if getattr(resdyn, name, None) is None] == []
+    assert resdyn.TrainConfig is config_module.TrainConfig and callable(resdyn.fit) and callable(resdyn.load_runs)

@@ -23,10 +23,11 @@ from resdyn.train.parts import Job, place
 from resdyn.train.progress import Progress
 from resdyn.train.resume import holding
 
-Data = Dataset | Split | TensorPair
+#: what fit trains on: a Dataset (with its test split), a Split, or a pair of tensors (images, labels)
+TrainData = Dataset | Split | TensorPair
 
 
-def fit(model: nn.Module, train_data: Data, test_data: Split | TensorPair | None = None,
+def fit(model: nn.Module, train_data: TrainData, test_data: Split | TensorPair | None = None,
         config: Config | None = None, out: str | Path | None = None) -> Result:
     """Train ``model`` (any ``nn.Module`` that maps an image batch to class logits, e.g. a ``Network`` with a
     Scheme of your own) on ``train_data`` and score it on ``test_data``, as ``resdyn train`` would.
