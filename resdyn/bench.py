@@ -43,9 +43,10 @@ from resdyn.data import Augment, DatasetInfo, DeviceLoader, Split, load_dataset
 from resdyn.device import Speed, choose_speed
 from resdyn.distributed import World
 from resdyn.errors import ConfigError
-from resdyn.runs import RunDir, TrainState
+from resdyn.nets import build_model
+from resdyn.runs import TrainState
 from resdyn.train.config import Config, apply_overrides
-from resdyn.train.loop import build_parts, train_epoch
+from resdyn.train.loop import Placement, build_parts, train_epoch
 from resdyn.train.progress import Progress
 
 MODELS = ["resnet20", "resnet56", "lm-resnet56", "revnet38", "odenet"]
@@ -114,10 +115,12 @@ class ResdynLoop(Loop):
             *[f"model.options.{k}={v}" for k, v in model_options(name).items()], *s.overrides,
         ]).validate()
         tc = self.config.train
-        self.speed: Speed = choose_speed(s.device, tc.precision, tc.channels_last)
+        self.placement = Placement(s.device, World(), choose_speed(s.device, tc.precision, tc.channels_last))
+        self.speed: Speed = self.placement.speed
         self.device, self.info, self.split = s.device, info, split
         torch.manual_seed(0)
-        self.parts = build_parts(self.config, info, s.device, self.speed, World())
+        model = build_model(name, info.in_channels, info.num_classes, **self.config.model.options)
+        self.parts = build_parts(self.config, model, self.placement)
         self.state = TrainState()
         self.epoch = 0
         self.description = self.speed.describe() + (", compiled" if tc.compile else "")
@@ -133,8 +136,7 @@ class ResdynLoop(Loop):
                               augment=Augment(dc.crop_padding, dc.flip), seed=self.epoch,
                               channels_last=self.speed.channels_last)
         self.epoch += 1
-        stats = train_epoch(self.config, self.parts, loader, self.state, self.epoch, self.device, World(),
-                            RunDir("bench"), Progress("off"))
+        stats = train_epoch(self.config, self.parts, loader, self.state, self.epoch, Progress("off"))
         return stats.images / stats.time_s
 
     def measure(self) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from resdyn.errors import ResdynError
+from resdyn.errors import ConfigError, ResdynError
 
 T = TypeVar("T")
 
@@ -39,8 +39,11 @@ class Registry(Generic[T]):
         return add
 
     def add(self, name: str, entry: T, help: str = "") -> None:
-        if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        """Register ``entry`` under ``name``. The same entry again is harmless (a notebook cell run twice); another
+        entry under a taken name is refused, so that no name silently changes what it builds."""
+        if name in self._entries and self._entries[name] is not entry:
+            raise ConfigError(f"{self.kind} {name!r} is already registered to {self._entries[name]!r}; register "
+                              f"{entry!r} under another name")
         self._entries[name] = entry
         self._help[name] = help
 

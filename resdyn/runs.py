@@ -22,7 +22,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -446,3 +446,27 @@ class RunDir:
             raise RunError(f"{path} is corrupt: {e}") from None
         return Summary.from_json(data, str(path))
 
+
+
+# -- many runs at once, for a notebook ----------------------------------------------------------------------
+class MissingPackageError(ResdynError, ImportError):
+    """An optional package that a function needs is not installed; the message says how to install it."""
+
+
+def load_runs(paths: Iterable[str | Path]) -> tuple[Any, Any]:
+    """Run folders as two pandas DataFrames: one row per run (``run``, the folder; ``finished``; then the summary's
+    fields, empty for an unfinished run) and one row per (run, epoch) (``run``, then the epoch's record, the
+    model's reports as columns). Needs pandas (``pip install 'resdyn[notebook]'``)."""
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise MissingPackageError(f"load_runs needs pandas ({e}): pip install 'resdyn[notebook]' "
+                                  "(or pip install pandas)") from None
+    runs, epochs = [], []
+    for path in paths:
+        run = RunDir(path)
+        run.read_config()  # a folder that is not a run is named here
+        summary = run.read_summary()
+        runs.append({"run": str(path), "finished": summary is not None, **(summary.to_json() if summary else {})})
+        epochs += [{"run": str(path), **record.to_json()} for record in run.read_metrics()]
+    return pd.DataFrame(runs), pd.DataFrame(epochs)

@@ -131,7 +131,6 @@ def print_model_options(name: str) -> int:
 
     from resdyn.nets import MODELS, model_family, model_options
     from resdyn.nets.base import required
-    from resdyn.nets.cifar import OWN_BODIES
     from resdyn.noise import NOISES
     from resdyn.schemes import SCHEMES
     from resdyn.typed import field_docs
@@ -152,7 +151,7 @@ def print_model_options(name: str) -> int:
     print(format_table(["option", "type", "default", "description"], rows))
     accepted = {o.name for o in model_options(name)}
     if "scheme_options" in accepted:
-        schemes = [fixed["scheme"]] if "scheme" in fixed else [n for n in SCHEMES.names() if n not in OWN_BODIES]
+        schemes = [fixed["scheme"]] if "scheme" in fixed else SCHEMES.names()
         shown = [f"{n}: {_defaults(SCHEMES.get(n).Options) or '(none)'}" for n in schemes]
         print("\nscheme_options of " + "; ".join(shown))
     if "noise_options" in accepted:

@@ -18,7 +18,7 @@ from resdyn.errors import ConfigError
 from resdyn.fields import FIELDS, ResNeXtField, conv3x3, shortcut
 from resdyn.nets.base import Network, Toolkit, init_he, register_family
 from resdyn.noise import Noise, make_noise
-from resdyn.schemes import ARCHITECTURES, Scheme, step_scheme
+from resdyn.schemes import Scheme, step_scheme
 from resdyn.typed import build_table
 
 WIDTHS = (16, 32, 64)
@@ -72,10 +72,6 @@ def residual_body(
 
 # -- the registered families: strings and option tables stop here ------------------------------------------
 
-# Why each architecture cannot step this layout's fields, by name (as ``resdyn models --options`` reads it).
-OWN_BODIES = {name: ARCHITECTURES.get(name).why_not_a_scheme for name in ARCHITECTURES.names()}
-
-
 @dataclass(frozen=True)
 class NoiseChoice:
     """How training perturbs the fields (``resdyn.noise``): a noise name and its own options."""
@@ -99,9 +95,9 @@ class SchemeChoice:
     scheme_options: dict[str, Any] = field(default_factory=dict)
 
     def body(self, make_fields: Sequence[Callable[[], nn.Module]], shapes: Sequence[tuple[int, int, int]],
-             shortcut_option: str, preact: bool, noise: Noise | None) -> Scheme:
-        """The chosen scheme over the fields (:func:`residual_body`)."""
-        return residual_body(make_fields, shapes, shortcut_option, preact, step_scheme(self.scheme),
+             shortcut_option: str, preact: bool, noise: Noise | None, scheme: type[Scheme] | None = None) -> Scheme:
+        """The chosen scheme over the fields (:func:`residual_body`); ``scheme``, a class, replaces the name."""
+        return residual_body(make_fields, shapes, shortcut_option, preact, scheme or step_scheme(self.scheme),
                              self.scheme_options, noise)
 
 
@@ -120,9 +116,11 @@ class ResNetOptions(Toolkit, SchemeChoice, NoiseChoice):
     shortcut_option: Literal["A", "B", "B-preact"] | None = None
 
 
-def resnet(o: ResNetOptions, in_channels: int, num_classes: int) -> Network:
+def resnet(o: ResNetOptions, in_channels: int, num_classes: int, scheme: type[Scheme] | None = None) -> Network:
     """A CIFAR ResNet of ``o.depth`` layers: three stages of ``n`` fields at widths 16/32/64, the body ``o.scheme``
-    over them, every field wrapped by ``o.noise``.
+    over them, every field wrapped by ``o.noise``. ``scheme``, a :class:`~resdyn.schemes.Scheme` subclass of your
+    own, steps the body instead of the registered ``o.scheme`` (``resnet(ResNetOptions(depth=8), 1, 10,
+    scheme=MyScheme)``).
 
     ``block``, ``preact`` and ``shortcut_option`` default to what the papers trained at that depth: post-activation
     basic fields with option-A shortcuts (He et al. 2015), pre-activation bottlenecks with option B at 164 and 1001
@@ -148,7 +146,7 @@ def resnet(o: ResNetOptions, in_channels: int, num_classes: int) -> Network:
     stem_layers: list[nn.Module] = [conv3x3(in_channels, WIDTHS[0])]
     if not preact:
         stem_layers += [nn.BatchNorm2d(WIDTHS[0]), nn.ReLU(inplace=True)]
-    body = o.body(makes, shapes, shortcut_option, preact, o.make_noise())
+    body = o.body(makes, shapes, shortcut_option, preact, o.make_noise(), scheme)
     return o.finish(Network(nn.Sequential(*stem_layers), body, o.head(channels, num_classes, preact)), init_he)
 
 

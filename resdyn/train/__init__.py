@@ -1,6 +1,8 @@
-"""Training: typed config, optimisers and schedules, and the loop that writes run folders."""
+"""Training: typed config, optimisers and schedules, the loop that writes run folders, and ``fit``/``load_run`` for
+a model object (the notebook's way in)."""
 
 from resdyn.train.config import Config, ConfigError, apply_overrides, dump_config, load_config
-from resdyn.train.loop import NonFiniteLossError, train
+from resdyn.train.loop import NonFiniteLossError, Result, train
 
-__all__ = ["Config", "ConfigError", "NonFiniteLossError", "apply_overrides", "dump_config", "load_config", "train"]
+__all__ = ["Config", "ConfigError", "NonFiniteLossError", "Result", "apply_overrides", "dump_config", "load_config",
+           "train"]

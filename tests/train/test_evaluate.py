@@ -11,7 +11,8 @@ from resdyn import device as device_module
 from resdyn.data import DatasetInfo, DeviceLoader, Split
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, apply_overrides
-from resdyn.train.loop import evaluate, predict, train
+from resdyn.train.evaluate import evaluate, predict
+from resdyn.train.loop import train
 from resdyn.train.progress import Progress
 
 INFO = DatasetInfo("toy", 3, 1, (4, 6), (0.5,), (0.25,), ("a", "b", "c"))
@@ -83,7 +84,7 @@ def test_a_run_with_the_flip_says_so_in_its_summary_and_metrics(tmp_path):
 def test_eval_every_scores_every_kth_epoch_and_the_last_and_the_summary_is_the_last_score(tmp_path):
     from resdyn import build_model
     from resdyn.errors import ConfigError
-    from resdyn.train.loop import load_data
+    from resdyn.train.data import load_data
     config = tiny("train.epochs=3", "train.eval_every=2", "train.precision=fp32", "train.tta_flip=true")
     summary = train(config, tmp_path, progress=Progress("off"))
     records = RunDir(tmp_path).read_metrics()
@@ -113,7 +114,7 @@ def bn_loader(n: int = 12, batch_size: int = 4) -> DeviceLoader:
 
 
 def test_recomputed_statistics_are_the_plain_average_over_the_batches_of_the_network_that_is_scored():
-    from resdyn.train.loop import recompute_batchnorm
+    from resdyn.train.evaluate import recompute_batchnorm
     torch.manual_seed(0)
     # Dropout before the BatchNorm: only the BatchNorm may run in training mode, or the statistics would be
     # those of a randomly thinned input that evaluation never sees.
@@ -138,7 +139,8 @@ def test_recomputed_statistics_are_the_plain_average_over_the_batches_of_the_net
 def test_recompute_bn_scores_the_final_weights_with_their_own_statistics(tmp_path):
     from resdyn import build_model
     from resdyn.errors import ConfigError
-    from resdyn.train.loop import load_data, recompute_batchnorm
+    from resdyn.train.data import load_data
+    from resdyn.train.evaluate import recompute_batchnorm
     base = ["train.epochs=2", "train.precision=fp32", "optim.lr=0.3"]
     plain = train(tiny(*base), tmp_path / "plain", progress=Progress("off"))
     config = tiny(*base, "train.recompute_bn=128")
@@ -167,7 +169,8 @@ def test_recompute_bn_scores_the_final_weights_with_their_own_statistics(tmp_pat
 
 def test_an_ema_is_scored_with_batchnorm_statistics_of_its_own_weights(tmp_path):
     from resdyn import build_model
-    from resdyn.train.loop import load_data, recompute_batchnorm
+    from resdyn.train.data import load_data
+    from resdyn.train.evaluate import recompute_batchnorm
     # A high learning rate and a long average: the EMA's averaged running statistics belong to no weights.
     config = tiny("train.epochs=2", "train.precision=fp32", "optim.lr=0.5", "train.ema_decay=0.98",
                   "schedule.name=constant")

@@ -168,7 +168,8 @@ def test_early_stopping_restores_best_weights(tmp_path):
 def test_best_validation_weights_get_their_own_recomputed_statistics(tmp_path):
     from contextlib import nullcontext
 
-    from resdyn.train.loop import evaluate, load_data, recompute_batchnorm
+    from resdyn.train.data import load_data
+    from resdyn.train.evaluate import evaluate, recompute_batchnorm
     config = small("train.epochs=12", "data.val_fraction=0.2", "train.early_stop_patience=2", "optim.lr=0",
                    "schedule.name=constant", "train.precision=fp32", "train.recompute_bn=256")
     summary = train(config, tmp_path, progress=QUIET)
@@ -187,7 +188,7 @@ def test_best_validation_weights_get_their_own_recomputed_statistics(tmp_path):
 
 
 def test_progressive_resizing_trains_on_smaller_images_and_scores_full_size_ones(tmp_path, monkeypatch):
-    from resdyn.train import loop
+    from resdyn.train import data, evaluate, loop
 
     seen = []
 
@@ -196,8 +197,9 @@ def test_progressive_resizing_trains_on_smaller_images_and_scores_full_size_ones
             seen.append((train, x.shape[-1]))
             yield x, y, n
 
-    shard = loop.shard
+    shard = data.shard
     monkeypatch.setattr(loop, "shard", recording)
+    monkeypatch.setattr(evaluate, "shard", recording)
     config = small("train.epochs=3", "data.progressive_min_size=4", "data.progressive_start=1",
                    "data.progressive_end=3", "data.progressive_step=2")
     summary = train(config, tmp_path / "run", progress=QUIET)
@@ -335,11 +337,12 @@ def test_compile_mode_auto_is_cuda_graphs_on_cuda_only(monkeypatch, device, mode
     from resdyn.data.catalog import DIGITS_INFO
     from resdyn.device import Speed
     from resdyn.distributed import World
-    from resdyn.train import loop
+    from resdyn.train.parts import Placement, build_parts
 
     modes = []
-    monkeypatch.setattr(loop.torch, "compile", lambda forward, mode: modes.append(mode) or forward)
+    monkeypatch.setattr(torch, "compile", lambda forward, mode: modes.append(mode) or forward)
     monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)  # no GPU needed to build the parts
     config = small("train.compile=true", f"train.compile_mode={mode}")
-    loop.build_parts(config, DIGITS_INFO, torch.device(device), Speed(False, False, ""), World())
+    model = build_model("resnet", DIGITS_INFO.in_channels, DIGITS_INFO.num_classes, depth=8)
+    build_parts(config, model, Placement(torch.device(device), World(), Speed(False, False, "")))
     assert modes == [chosen]

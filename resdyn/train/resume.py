@@ -1,0 +1,141 @@
+"""Starting, saving and resuming: the run folder's lock, a new run's folder or a checkpoint's state restored,
+the per-epoch checkpoint, and the RNG states that make a resume exact."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from resdyn import version as provenance
+from resdyn.distributed import World
+from resdyn.errors import ResdynError
+from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, TrainState
+from resdyn.train.config import Config, dump_config
+from resdyn.train.parts import Job, Parts
+from resdyn.train.progress import Progress
+
+
+def on_main(world: World, action: Callable[[], Any]) -> Any:
+    """Run ``action`` on rank 0 and give every process its result; an error there is raised everywhere (rather
+    than leaving the other processes waiting for rank 0)."""
+    result, error = None, None
+    if world.is_main:
+        try:
+            result = action()
+        except ResdynError as e:
+            error = e
+    if world.size == 1:
+        if error is not None:
+            raise error
+        return result
+    result, message = world.broadcast((result, None if error is None else str(error)))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise RunError(f"rank 0: {message}")
+    return result
+
+
+@contextmanager
+def holding(run: RunDir | None, world: World, progress: Progress) -> Iterator[None]:
+    """Hold ``run``'s lock on rank 0 for the training (nothing to hold without a folder)."""
+    if run is None or not world.is_main:
+        yield
+        return
+    with run.lock() as took_over:
+        if took_over:
+            progress.message(f"took over the lock of {run.path} left by a training that is gone ({took_over})")
+        yield
+
+
+def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
+    """A new run (config.toml written, when there is a folder), or the job's checkpoint restored into ``parts``
+    (the resume and its overrides recorded in the folder); rank 0 writes the folder."""
+    world, run, checkpoint = parts.world, job.run, job.checkpoint
+    version = provenance.loaded_version()
+    if checkpoint is None:
+        if run is not None:
+            on_main(world, lambda: run.create(dump_config(config), overwrite=job.overwrite))
+        return TrainState(versions=[version], world_size=world.size)
+    assert run is not None, "a checkpoint is resumed into its run folder"
+
+    def reopen() -> list[EpochRecord]:
+        run.reopen(checkpoint.state.epoch)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        run.add_resume(Resume(checkpoint.state.epoch, job.command, [list(o) for o in job.overrides],
+                              config.to_dict(), started))
+        return run.read_metrics()
+
+    job.records = on_main(world, reopen) or []
+    parts.model.load_state_dict(checkpoint.model)
+    parts.optimizer.load_state_dict(checkpoint.optimizer)
+    if parts.ema is not None:
+        parts.ema.load_state_dict(checkpoint.ema)
+    if parts.swa is not None:
+        parts.swa.load_state_dict(checkpoint.swa)
+    state = checkpoint.state
+    if state.world_size == world.size:
+        set_rng_state(checkpoint.rng, parts.device, world)
+    else:
+        # The data order depends only on (seed, epoch), so the run goes on as it would have; only the model's own
+        # random draws (stochastic depth, noise) differ from an uninterrupted run, as they would anyway.
+        torch.manual_seed(rank_seed(config.train.seed, world.rank, state.epoch))
+        job.progress.message(f"resuming with {world.size} process(es) a run last trained with {state.world_size}")
+    state.versions = state.versions if state.versions[-1] == version else [*state.versions, version]
+    state.world_size = world.size
+    job.progress.message(f"resuming {run.path} after epoch {state.epoch}")
+    return state
+
+
+def save_epoch(config: Config, parts: Parts, state: TrainState, record: EpochRecord, job: Job) -> None:
+    """Keep the epoch: its record, the best validation weights when validation improved (best.pt, or in memory
+    without a folder), and the checkpoint (rank 0 writes the folder)."""
+    job.records.append(record)
+    improved = config.train.early_stop_patience is not None and state.early_stop.best_epoch == state.epoch
+    run = job.run
+    if run is None:
+        if improved:
+            job.best = ({k: v.detach().clone() for k, v in parts.scored.state_dict().items()}, state.epoch)
+        return
+    rng = rng_state(parts.device, parts.world)
+    if not parts.world.is_main:
+        return
+    if improved:
+        run.save_best(parts.scored.state_dict(), state.epoch)
+    # Metrics first, then the checkpoint: a kill in between leaves a metrics line that resume drops.
+    run.append_metrics(record)
+    run.save_checkpoint(Checkpoint(
+        copy.deepcopy(state), parts.model.state_dict(), parts.optimizer.state_dict(),
+        parts.ema.state_dict() if parts.ema is not None else None,
+        parts.swa.state_dict() if parts.swa is not None else None, rng, config.to_dict(),
+    ))
+    run.mark_resume_applied()
+
+
+def rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """The seed of rank ``rank``'s own random draws from ``epoch`` on (the data order is seeded apart)."""
+    return (seed * 1_000_003 + rank) * 1_000_003 + epoch
+
+
+def rng_state(device: torch.device, world: World) -> dict[str, torch.Tensor]:
+    """Every process's generator states: ``torch`` and ``cuda`` for rank 0, ``torch:R`` and ``cuda:R`` for rank R."""
+    own = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        own["cuda"] = torch.cuda.get_rng_state(device)
+    merged: dict[str, torch.Tensor] = {}
+    for rank, states in enumerate(world.gather(own)):
+        merged.update({key if rank == 0 else f"{key}:{rank}": value for key, value in states.items()})
+    return merged
+
+
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device, world: World) -> None:
+    """This process's generator states from :func:`rng_state`'s table."""
+    suffix = "" if world.rank == 0 else f":{world.rank}"
+    torch.set_rng_state(state[f"torch{suffix}"])
+    if device.type == "cuda" and f"cuda{suffix}" in state:
+        torch.cuda.set_rng_state(state[f"cuda{suffix}"], device)
