@@ -101,14 +101,9 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, data: Any) -> Checkpoint:
-        """From what ``torch.load`` returned; format 1 (before the state was typed) is converted. A KeyError or
-        TypeError means the file is not a checkpoint of either format."""
-        if data.get("format") == 1:
-            best = data["best"]
-            state = TrainState(data["epoch"], data["step"], data["train_time_s"], best["test_acc"],
-                               EarlyStopState(best["val"], best["val_epoch"], best["bad_epochs"]),
-                               list(data.get("versions") or [None]))
-        elif data.get("format") == cls.FORMAT:
+        """From what ``torch.load`` returned. A KeyError or TypeError means the file is not a checkpoint of this
+        format."""
+        if data.get("format") == cls.FORMAT:
             early = EarlyStopState(**data["early_stop"])
             names = [f.name for f in dataclasses.fields(TrainState) if f.name != "early_stop"]
             state = TrainState(early_stop=early, **{name: data[name] for name in names})
@@ -152,8 +147,8 @@ class EpochRecord:
 
 @dataclass
 class Summary:
-    """summary.json: a finished run. Fields after ``command`` were added later; a summary written before
-    them reads as unknown (None) there. ``model_metrics`` (the last epoch's model reports, then the final
+    """summary.json: a finished run. Fields after ``command`` are optional: a summary.json without them reads
+    them as unknown (None). ``model_metrics`` (the last epoch's model reports, then the final
     model's) are written beside the fixed keys."""
 
     model: str

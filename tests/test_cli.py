@@ -122,7 +122,7 @@ def test_the_recorded_command_is_built_in_one_place(monkeypatch):
     assert command_line(None) == "resdyn models --options resnet"
 
 
-# -- bad input is refused before any work, in one line (issue 14) -------------------------------------------
+# -- bad input is refused before any work, in one line -----------------------------------------------------
 def one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("resdyn: error: ") and err.count("\n") == 1 and "Traceback" not in err

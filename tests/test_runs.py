@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from resdyn.runs import Checkpoint, EarlyStopState, EpochRecord, RunDir, RunError, Summary, TrainState
+from resdyn.runs import Checkpoint, EpochRecord, RunDir, RunError, Summary, TrainState
 
 
 def checkpoint(epoch: int) -> Checkpoint:
@@ -42,14 +42,10 @@ def test_checkpoint_round_trip_and_atomic_replace(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
 
 
-def test_a_checkpoint_written_by_format_1_still_resumes(tmp_path):
-    """Before the state was typed, the early-stopping state was a dict under "best"."""
-    old = {"format": 1, "epoch": 2, "step": 90, "train_time_s": 3.5, "model": {"w": torch.ones(2)},
-           "optimizer": {}, "ema": None, "swa": None, "rng": {"torch": torch.get_rng_state()}, "config": {},
-           "versions": ["abc"], "best": {"test_acc": 0.9, "val": 0.8, "val_epoch": 2, "bad_epochs": 0}}
-    torch.save(old, tmp_path / "checkpoint.pt")
-    state = RunDir(tmp_path).load_checkpoint().state
-    assert state == TrainState(2, 90, 3.5, 0.9, EarlyStopState(0.8, 2, 0), ["abc"], world_size=1)
+def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path):
+    torch.save({"format": 1, "epoch": 2, "model": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(RunError, match="checkpoint.pt"):
+        RunDir(tmp_path).load_checkpoint()
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00garbage" * 10, pickle.dumps({"epoch": 1})])

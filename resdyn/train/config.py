@@ -43,13 +43,13 @@ class DataConfig:
     augment: bool = True
     crop_padding: int = 4
     flip: bool = True
-    #: resize every image to resize x resize first (bilinear, antialiased), e.g. 32 (seed 004 upscales 28 -> 32)
+    #: resize every image to resize x resize first (bilinear, antialiased), e.g. 32 (Gładzik 2019 upscales 28 -> 32)
     resize: int | None = None
     #: the size the model sees: a random crop x crop in training (after resize and padding), and per eval_crop
     #: in evaluation (None: no crop, the resized image's size)
     crop: int | None = None
     #: evaluation's way to crop x crop: "centre" cuts the middle of the resized image; "resize" resizes the
-    #: whole image to crop x crop (seed 004, sec. 4.4)
+    #: whole image to crop x crop (Gładzik 2019, sec. 4.4)
     eval_crop: Literal["centre", "resize"] = "centre"
     #: progressive resizing (as FFCV): training batches are resized to progressive_min_size pixels up to epoch
     #: progressive_start, then to sizes growing linearly (in multiples of progressive_step) to the evaluation

@@ -10,14 +10,15 @@ from resdyn.errors import ConfigError
 from resdyn.recipes import recipe_names
 
 CIFAR = [n for n in recipe_names() if n.startswith(("cifar10/", "cifar100/"))]
-# Rows whose seed quotes no parameter count (seed 002 table 4 gives none for ResNet-1202 on CIFAR-10).
+# Rows whose source quotes no parameter count (Lu's slides, Table 4, give none for ResNet-1202 on CIFAR-10).
 QUOTE_NONE = {"cifar10/resnet1202-sd"}
 # The LM-ResNet code's parameters that its forward pass never uses (tests/schemes/test_multistep.py derives them).
 UNUSED_BASIC, UNUSED_BOTTLENECK = 32 + (2 * 16 + 16 * 64) + 3, 32 + 3
 
 
-def test_the_recipes_cover_the_seeds_rows():
-    # Seed 002's CIFAR-10 rows (tables 2 and 4) and CIFAR-100 rows, and seed 000's tables 1 and 2.
+def test_the_recipes_cover_the_papers_rows():
+    # The CIFAR-10 rows of Lu's slides (Tables 2 and 4) and their CIFAR-100 rows, and the FIUBA replication
+    # report's Tables 1 and 2.
     expected = {f"cifar10/{n}" for n in (
         "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet110-preact", "resnet110-gaussian",
         "resnet56-sd", "resnet56-sd-huang", "resnet110-sd", "resnet1202-sd", "lm-resnet20", "lm-resnet32",
@@ -38,20 +39,20 @@ def test_recipe_reproduces_the_figures_it_quotes(name):
     assert check.params_ok, (name, check.params, check.paper_params, check.documented_difference)
     assert check.mult_adds_ok, (name, check.mult_adds, check.paper_mult_adds)
     if name.startswith("cifar10/lm-"):
-        # Seed 000's exact counts and Mult-Adds of the authors' code: reproduced to the last digit quoted, less
-        # the parameters that code creates and never uses.
+        # The replication report's exact counts and Mult-Adds of the authors' code: reproduced to the last digit
+        # quoted, less the parameters that code creates and never uses.
         assert check.paper_mult_adds is not None and check.paper_params.tolerance == 0
         unused = UNUSED_BOTTLENECK if "164" in name else UNUSED_BASIC
         assert check.documented_difference == -unused
         assert check.params + unused == check.paper_params.value
     elif check.documented_difference is not None:
-        # A rounded seed figure resdyn does not reproduce (seed 002's 2.55M, 18.88M, and the ResNeXts'
+        # A rounded figure resdyn does not reproduce (the slides' 2.55M, 18.88M, and the ResNeXts'
         # 10-class counts): the documented difference is more than the rounding.
         assert not check.paper_params.matches(check.params)
 
 
-def test_the_seed_002_discrepancies_keep_the_original_architectures():
-    # ResNet-164 of He et al. 2016 (pre-activation bottleneck: 1.70M), not seed 002's 2.55M.
+def test_the_slides_discrepancies_keep_the_original_architectures():
+    # ResNet-164 of He et al. 2016 (pre-activation bottleneck: 1.70M), not the slides' 2.55M.
     assert check_recipe("cifar100/resnet164").params == 1_703_258 + 90 * 257
     assert check_recipe("cifar100/resnet1202").params == 19_421_274 + 90 * 65  # He et al. 2015's 19.4M
     # The ResNeXts' quoted figures are their 10-class counts.

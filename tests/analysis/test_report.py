@@ -328,7 +328,7 @@ def test_memory_against_depth_is_left_out_when_a_figure_is_not_the_runs_own(digi
 
 
 def test_a_folder_of_mean_field_results_is_shown_beside_the_runs(digits_runs, tmp_path, capsys):
-    """`resdyn report` on a `resdyn meanfield curves` folder shows its section (issue 9), with its own figure."""
+    """`resdyn report` on a `resdyn meanfield curves` folder shows its section, with its own figure."""
     curves = tmp_path / "curves"
     assert main(["meanfield", "curves", "--net", "frn", "--activation", "tanh", "--depth", "6", "--sigma-w2", "1",
                  "--sigma-v2", "1", "--sigma-a2", "0.25", "--width", "64", "--samples", "2", "--out",
