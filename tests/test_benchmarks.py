@@ -49,6 +49,7 @@ def test_the_gpu_script_refuses_an_unknown_argument():
     assert done.returncode == 2 and "unknown argument --fast" in done.stderr
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_runs_both_loops_on_a_recipe_and_writes_their_times(tmp_path):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text("""

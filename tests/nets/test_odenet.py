@@ -93,6 +93,7 @@ def test_a_step_limit_in_the_network_names_the_block():
         model(torch.randn(2, 1, 28, 28))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
 def test_odenet_learns_fashion_mnist_and_logs_nfe(tmp_path):
     # The thesis's full ODENet (208,266 parameters), dopri5 at rtol = atol = 1e-3 over [0, 1], one epoch on 2,000

@@ -461,6 +461,7 @@ def test_torchdiffeq_refuses_a_method_it_does_not_have():
         Solver("scipy_solver")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set size from /proc")
 def test_training_through_the_solver_keeps_no_memory_from_step_to_step():
     """The memory budget's saved-tensor hook once returned the saved tensors themselves: an output that holds its

@@ -42,6 +42,7 @@ def without_times(records):
     return [dataclasses.replace(r, epoch_time_s=0, eval_time_s=0, images_per_s=0) for r in records]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
 def test_real_fashion_mnist_run_learns(tmp_path):
     config = apply_overrides(load_config(Path(__file__).parents[2] / "resdyn/recipes/fashion-mnist-resnet20.toml"), [
