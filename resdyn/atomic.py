@@ -1,4 +1,8 @@
-"""Safe file writes in folders a user may share or tamper with.
+"""Safe file reads and writes in folders a user may share or tamper with.
+
+``read_text``: a file's text, only from a regular file (a FIFO named ``metrics.jsonl`` would block a reader
+forever) and only as UTF-8, with one clear error naming the file otherwise; ``parse_toml`` and ``parse_json``
+turn a file nested too deep for Python's recursion into that error too.
 
 ``atomic_write``: a reader, or a process killed mid-write, sees the old file or the new one, never half.
 ``open_own``: a file opened in place (a lock, an appended log) without following a link: a symbolic link, a hard
@@ -9,14 +13,21 @@ link to another file, or anything but a regular file at that name is refused, na
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from resdyn.errors import UnsafeFileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -78,11 +89,55 @@ def refuse_link(path: Path) -> None:
 
 def _check_own(path: Path, st: os.stat_result, hard_links_ok: bool = False) -> None:
     if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a special file"
-        raise UnsafeFileError(f"{path} is not a regular file ({kind}); remove it")
+        raise UnsafeFileError(f"{path} is not a regular file ({_kind(st)}); remove it")
     if st.st_nlink > 1 and not hard_links_ok:
         raise UnsafeFileError(f"{path} is a hard link shared with {st.st_nlink - 1} other name(s); resdyn does not "
                               "write through links: remove it")
+
+
+def read_text(path: Path, error: type[Exception]) -> str:
+    """The UTF-8 text of the regular file ``path``; a FIFO, a device or a folder there, or bytes that are not UTF-8,
+    raise ``error`` naming the file (a missing file raises FileNotFoundError, for the caller to word)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, to be refused below
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{path} is not a regular file ({_kind(st)}); resdyn reads only regular files")
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
+def parse_toml(text: str, path: Path | str, error: type[Exception]) -> dict:
+    """``tomllib.loads`` whose failures, bad TOML or nesting deeper than Python's recursion, are ``error``
+    naming ``path``."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise error(f"{path} is nested too deeply to read (arrays or tables within each other hundreds deep)") from None
+
+
+def parse_json(text: str, path: Path | str, error: type[Exception]) -> object:
+    """``json.loads`` whose failures, bad JSON or nesting deeper than Python's recursion, are ``error`` naming
+    ``path``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{path} is corrupt: {e}") from None
+    except RecursionError:
+        raise error(f"{path} is nested too deeply to read") from None
+
+
+def _kind(st: os.stat_result) -> str:
+    return "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a special file"
 
 
 def _umask() -> int:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from resdyn.analysis.report import Report, build_report, write_report
+from resdyn.atomic import parse_toml, read_text
 from resdyn.experiment import differences, flatten
 from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir, RunError
@@ -48,9 +49,9 @@ from resdyn.train.config import Config, ConfigError, apply_overrides, build_tabl
 from resdyn.train.loop import NonFiniteLossError, train
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 Status = Literal["done", "resume", "start"]
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -118,11 +119,9 @@ def load_suite(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
     """Read a suite file and resolve every experiment's config; errors name the file and the key."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = parse_toml(read_text(path, ConfigError), path, ConfigError)
     except OSError as e:
         raise ConfigError(f"cannot read suite {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
     if "suite" not in data:
         raise ConfigError(f"{path} has no [suite] table: a suite file is a recipe plus [suite] with name, models "
                           "or recipes, and seeds (see `resdyn compare --help`)")

@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import fcntl
 import json
+import math
 import os
 import re
 import socket
@@ -30,14 +31,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from resdyn.atomic import atomic_write, open_own
+from resdyn.atomic import atomic_write, open_own, parse_json, parse_toml, read_text
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.typed import build_table
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 
 class RunError(ResdynError, RuntimeError):
@@ -227,9 +228,24 @@ def _typed(cls: type, data: Mapping[str, Any], where: str, extra: str | None = N
         raise RunError(f"{where} is corrupt: it lacks {', '.join(missing)}")
     try:
         rest = {extra: {k: v for k, v in data.items() if k not in names}} if extra else {}
-        return build_table(cls, {**known, **rest} if extra else dict(data), "")
+        record = build_table(cls, {**known, **rest} if extra else dict(data), "")
     except ConfigError as e:
         raise RunError(f"{where} is corrupt: {e}") from None
+    _check_ranges(record, where)
+    return record
+
+
+def _check_ranges(record: Any, where: str) -> None:
+    """Numbers a record cannot hold: an accuracy outside [0, 1], a negative or non-finite count, time or size (a
+    hand-edited ``test_acc = 7.5`` would show as 750%)."""
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if f.name.endswith("_acc") and not 0 <= value <= 1:
+            raise RunError(f"{where} is corrupt: {f.name} = {value} is not an accuracy in [0, 1]")
+        if f.name.endswith(("_s", "_bytes", "images", "epochs", "steps", "params")) and not 0 <= value < math.inf:
+            raise RunError(f"{where} is corrupt: {f.name} = {value} is not a count, time or size (>= 0)")
 
 
 def model_depth(model: str, options: Mapping[str, Any]) -> int | None:
@@ -322,11 +338,10 @@ class RunDir:
         """The config the run was started with (config.toml), as a table."""
         path = self.file(self.CONFIG)
         try:
-            return tomllib.loads(path.read_text())
+            text = read_text(path, RunError)
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a run folder: {self.CONFIG} is missing") from None
-        except tomllib.TOMLDecodeError as e:
-            raise RunError(f"{path} is corrupt: {e}") from None
+        return parse_toml(text, path, RunError)
 
     def current_config(self) -> dict[str, Any]:
         """The config the weights were last trained with: the last resume's that finished an epoch, else the
@@ -370,10 +385,12 @@ class RunDir:
         if not path.exists():
             return []
         records = []
-        lines = path.read_text().splitlines(keepends=True)
+        lines = read_text(path, RunError).splitlines(keepends=True)
         for i, line in enumerate(lines):
             try:
                 records.append(json.loads(line))
+            except RecursionError:
+                raise RunError(f"{path} line {i + 1} is nested too deeply to read") from None
             except json.JSONDecodeError:
                 if i == len(lines) - 1 and not line.endswith("\n"):
                     break
@@ -435,11 +452,7 @@ class RunDir:
         path = self.file(self.SUMMARY)
         if not path.exists():
             return None
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise RunError(f"{path} is corrupt: {e}") from None
-        return Summary.from_json(data, str(path))
+        return Summary.from_json(parse_json(read_text(path, RunError), path, RunError), str(path))
 
 
 

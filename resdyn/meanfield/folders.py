@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from resdyn.atomic import atomic_write
+from resdyn.atomic import atomic_write, parse_json, read_text
 from resdyn.meanfield.plots import curves_png, map_png
 from resdyn.runs import RunError
 
@@ -44,10 +44,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; ``None`` if there is no such file."""
     if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(f"{path} is corrupt: {e}") from None
+    return parse_json(read_text(path, RunError), path, RunError)
 
 
 def read_curves(folder: str | Path) -> dict[str, Any] | None:

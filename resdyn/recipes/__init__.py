@@ -15,12 +15,8 @@ import sys
 from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
+from resdyn.atomic import parse_toml, read_text
 from resdyn.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SUFFIX = ".toml"
 
@@ -88,7 +84,4 @@ def find_recipe(ref: str | Path, base: Path | None = None) -> Path:
 
 def is_suite(path: Path) -> bool:
     """Whether the TOML file at ``path`` is a suite (has a ``[suite]`` table) rather than a run recipe."""
-    try:
-        return "suite" in tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    return "suite" in parse_toml(read_text(path, ConfigError), path, ConfigError)

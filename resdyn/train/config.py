@@ -21,6 +21,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from resdyn.atomic import parse_toml, read_text
 from resdyn.data.loader import Progressive
 from resdyn.errors import ConfigError
 from resdyn.typed import build_table
@@ -245,14 +246,10 @@ def load_config(path: str | Path) -> Config:
     """Read a TOML config; a missing file or bad TOML is an error naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_text(path, ConfigError)
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
-    return Config.from_dict(data, source=str(path))
+    return Config.from_dict(parse_toml(text, path, ConfigError), source=str(path))
 
 
 def dump_config(config: Config) -> str:

@@ -1,0 +1,96 @@
+"""Hostile or damaged files: config files nested thousands deep or not UTF-8, a FIFO where a run's records should
+be, numbers no record can hold. Each is one `resdyn: error:` line naming the file (or, in a report, a skipped
+folder named beside the runs that could be read), never a traceback or a hang."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resdyn.cli import main
+from resdyn.errors import ResdynError
+from resdyn.runs import RunDir
+
+SMALL = ["--model", "resnet", "--set", "model.options.depth=8", "--data", "digits", "--device", "cpu",
+         "--set", "data.crop_padding=1", "--set", "data.flip=false", "--progress", "off",
+         "--limit-train", "64", "--limit-test", "32", "--epochs", "1"]
+DEEP = "a = " + "[" * 5000 + "]" * 5000 + "\n"
+NOT_UTF8 = b"[train]\nepochs = 1\n# caf\xe9\n"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "good"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    return out
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("resdyn: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("content, says", [(DEEP.encode(), "nested too deeply"), (NOT_UTF8, "is not UTF-8 text")])
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_a_hostile_config_file_is_one_line(tmp_path, capsys, content, says, command):
+    path = tmp_path / "hostile.toml"
+    path.write_bytes(content)
+    argv = ["train", "-c", str(path)] if command == "train" else ["compare", "-c", str(path), "--dry-run"]
+    assert main(argv) == 1
+    err = one_error_line(capsys)
+    assert str(path) in err and says in err
+
+
+@pytest.mark.parametrize("content, says", [(DEEP.encode(), "nested too deeply"), (NOT_UTF8, "is not UTF-8 text")])
+def test_resuming_a_folder_whose_config_is_hostile_is_one_line(tmp_path, finished, capsys, content, says):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.toml", "metrics.jsonl", "checkpoint.pt", "summary.json"):
+        (run / name).write_bytes((finished / name).read_bytes())
+    (run / "config.toml").write_bytes(content)
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 1
+    err = one_error_line(capsys)
+    assert str(run / "config.toml") in err and says in err
+
+
+@pytest.mark.parametrize("damage", ["deep summary", "non-UTF-8 metrics", "summary out of range"])
+def test_report_names_a_damaged_folder_and_reports_the_rest(tmp_path, finished, capsys, damage):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("config.toml", "metrics.jsonl", "summary.json"):
+        (bad / name).write_bytes((finished / name).read_bytes())
+    if damage == "deep summary":
+        (bad / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "non-UTF-8 metrics":
+        (bad / "metrics.jsonl").write_bytes(b'{"epoch": 1, "note": "\xff"}\n')
+    else:
+        summary = json.loads((finished / "summary.json").read_text())
+        (bad / "summary.json").write_text(json.dumps({**summary, "test_acc": 7.5}))
+    out = tmp_path / "report"
+    assert main(["report", str(finished), str(bad), "--out", str(out)]) == 0
+    assert f"skipped {bad}" in capsys.readouterr().err
+    assert (out / "report.md").exists()
+
+
+def test_a_summary_with_an_accuracy_above_one_is_corrupt(tmp_path, finished):
+    summary = json.loads((finished / "summary.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "test_acc": 7.5}))
+    with pytest.raises(ResdynError, match=r"test_acc = 7.5 is not an accuracy in \[0, 1\]"):
+        RunDir(tmp_path).read_summary()
+
+
+def test_report_does_not_hang_on_a_fifo_named_metrics(tmp_path, finished):
+    """A reader blocks forever on a FIFO with no writer: resdyn reads only regular files."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.toml").write_bytes((finished / "config.toml").read_bytes())
+    os.mkfifo(bad / "metrics.jsonl")
+    done = subprocess.run([sys.executable, "-m", "resdyn", "report", str(finished), str(bad), "--out",
+                           str(tmp_path / "report")], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {bad}" in done.stderr and "not a regular file (a FIFO)" in done.stderr
