@@ -94,3 +94,32 @@ def test_report_does_not_hang_on_a_fifo_named_metrics(tmp_path, finished):
                           cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     assert f"skipped {bad}" in done.stderr and "not a regular file (a FIFO)" in done.stderr
+
+
+# -- values that would reach the library unchecked (issue 29, item 9) -----------------------------------------
+@pytest.mark.parametrize("argv, says", [
+    (["--seed", "99999999999999999999999"], "train.seed must be in [0, 2**63)"),
+    (["--set", "optim.weight_decay=-1"], "optim.weight_decay must be >= 0, got -1"),
+    (["--set", "train.label_smoothing=2"], "train.label_smoothing must be in [0, 1), got 2"),
+    (["--set", "train.grad_clip=-0.5"], "train.grad_clip must be >= 0, got -0.5"),
+])
+def test_values_out_of_range_are_refused_before_the_data_loads(tmp_path, capsys, monkeypatch, argv, says):
+    from resdyn.train import data as train_data
+
+    monkeypatch.setattr(train_data, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
+    assert main(["train", *SMALL, *argv, "--out", str(tmp_path / "run")]) == 1
+    assert says in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag", ["--in-channels", "--num-classes", "--image-size"])
+def test_models_refuses_sizes_below_one(capsys, flag):
+    with pytest.raises(SystemExit) as exit:
+        main(["models", flag, "0", "--no-mult-adds"])
+    assert exit.value.code == 2 and f"argument {flag}: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_models_says_which_model_an_image_is_too_small_for(capsys):
+    assert main(["models", "--image-size", "1"]) == 1
+    err = one_error_line(capsys)
+    assert "cannot run on a 1x1 image" in err and "--image-size" in err

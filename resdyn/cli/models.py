@@ -8,6 +8,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from resdyn.analysis.tables import format_table
+from resdyn.cli.common import positive_int
+from resdyn.errors import ConfigError
 
 if TYPE_CHECKING:
     from resdyn.analysis.profile import SolveCost
@@ -27,9 +29,9 @@ class DeprecatedFlag(argparse.Action):
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models with parameters and Mult-Adds")
-    m.add_argument("--in-channels", type=int, default=3)
-    m.add_argument("--num-classes", type=int, default=10)
-    m.add_argument("--image-size", type=int, default=32)
+    m.add_argument("--in-channels", type=positive_int, default=3)
+    m.add_argument("--num-classes", type=positive_int, default=10)
+    m.add_argument("--image-size", type=positive_int, default=32)
     m.add_argument("--no-mult-adds", action="store_true", help="skip the (slower) Mult-Adds count")
     m.add_argument("--options", metavar="NAME", help="list the options of the model NAME with their defaults")
     m.add_argument("--paper-figures", action="store_true",
@@ -66,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
         row = [name, count_parameters(model)]
         if not args.no_mult_adds:
             shape = (args.in_channels, args.image_size, args.image_size)
-            macs = mult_adds(model, shape)
-            solve = adaptive_solve_cost(model, shape)
+            try:
+                macs = mult_adds(model, shape)
+                solve = adaptive_solve_cost(model, shape)
+            except RuntimeError as e:  # an image too small for the model's downsampling
+                raise ConfigError(f"{name} cannot run on a {args.image_size}x{args.image_size} image ({e}); "
+                                  "use a larger --image-size, or --no-mult-adds") from None
             mark = "" if solve is None else "*"
             row += [f"{macs / 1e6:.1f} M{mark}", f"{macs * 128 / 1e9:.2f} G{mark}"]
             if solve is not None:

@@ -181,6 +181,24 @@ class Config:
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
 
+    def _check_ranges(self) -> None:
+        """Values torch would refuse only once the data has loaded (or never, and train on nonsense)."""
+        o, t = self.optim, self.train
+        nonnegative = {"optim.weight_decay": o.weight_decay, "optim.momentum": o.momentum, "optim.eps": o.eps,
+                       "optim.l1": o.l1, "optim.l2": o.l2, "schedule.warmup_epochs": self.schedule.warmup_epochs,
+                       "schedule.min_lr": self.schedule.min_lr}
+        if t.grad_clip is not None:
+            nonnegative["train.grad_clip"] = t.grad_clip
+        if t.swa_lr is not None:
+            nonnegative["train.swa_lr"] = t.swa_lr
+        for key, value in nonnegative.items():
+            if value < 0:
+                raise ConfigError(f"{key} must be >= 0, got {value}")
+        if not 0 <= t.label_smoothing < 1:
+            raise ConfigError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+        if not 0 <= t.seed < 2**63:
+            raise ConfigError(f"train.seed must be in [0, 2**63), torch's seed range; got {t.seed}")
+
     def validate(self) -> Config:
         """Cross-field checks that the types alone cannot express; returns self."""
         if self.train.early_stop_patience is not None and self.data.val_fraction <= 0:
@@ -216,6 +234,7 @@ class Config:
                 raise ConfigError(f"{key} must be a finite number, got {value}")
         if self.optim.lr < 0:
             raise ConfigError(f"optim.lr must be >= 0, got {self.optim.lr}")
+        self._check_ranges()
         if self.train.tensorboard:
             from resdyn.tensorboard import require_tensorboard
 
