@@ -319,6 +319,9 @@ class RunDir:
     def create(self, config_toml: str, overwrite: bool = False) -> None:
         """Start a new run here: refuse a folder that already holds one unless ``overwrite``."""
         if self.has_checkpoint() or self.file(self.METRICS).exists():
+            if not overwrite and not self.has_checkpoint():
+                raise RunError(f"{self.path} holds the records of a run but no {self.CHECKPOINT}, so it cannot be "
+                               "resumed: pass --overwrite to start again there, or choose another --out")
             if not overwrite:
                 raise RunError(
                     f"{self.path} already holds a run; continue it with `resdyn train --resume {self.path}`, "
@@ -430,6 +433,10 @@ class RunDir:
     def _load(self, name: str, map_location: str | torch.device) -> Any:
         path = self.file(name)
         if not path.exists():
+            if self.file(self.METRICS).exists() or self.file(self.CONFIG).exists():
+                raise RunError(f"no {name} in {self.path}: no epoch of its run was saved, so there is nothing to "
+                               f"resume; start it again with `resdyn train -c {self.file(self.CONFIG)} --out "
+                               f"{self.path} --overwrite`")
             raise RunError(f"no {name} in {self.path}: nothing to resume (start the run without --resume)")
         if path.stat().st_size == 0:
             raise self._damaged(name, "it is empty")

@@ -123,3 +123,42 @@ def test_models_says_which_model_an_image_is_too_small_for(capsys):
     assert main(["models", "--image-size", "1"]) == 1
     err = one_error_line(capsys)
     assert "cannot run on a 1x1 image" in err and "--image-size" in err
+
+
+# -- messages that must not send the user in a circle (issue 29, item 10) ----------------------------------
+def test_ctrl_c_says_how_to_continue_by_what_the_folder_holds(tmp_path, finished, capsys, monkeypatch):
+    from resdyn.train import loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    assert main(["train", *SMALL, "--out", str(tmp_path / "fresh")]) == 130
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "--resume" not in err and "DIR" not in err
+    assert main(["train", "--resume", str(finished), "--epochs", "2"]) == 130
+    assert f"continue it with `resdyn train --resume {finished}`" in capsys.readouterr().err
+
+
+def test_a_folder_without_its_checkpoint_points_one_way_only(tmp_path, finished, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.toml", "metrics.jsonl", "summary.json"):
+        (run / name).write_bytes((finished / name).read_bytes())
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 1
+    resume_says = capsys.readouterr().err
+    assert "--overwrite" in resume_says and "without --resume" not in resume_says
+    assert main(["train", *SMALL, "--out", str(run)]) == 1
+    restart_says = capsys.readouterr().err
+    assert "--overwrite" in restart_says and "--resume" not in restart_says
+    assert main(["train", *SMALL, "--out", str(run), "--overwrite"]) == 0
+
+
+def test_report_never_advises_resuming_a_run_without_a_checkpoint(tmp_path, finished, capsys):
+    diverged = tmp_path / "diverged"
+    diverged.mkdir()
+    (diverged / "config.toml").write_bytes((finished / "config.toml").read_bytes())
+    (diverged / "metrics.jsonl").write_text("")
+    assert main(["report", str(finished), str(diverged), "--out", str(tmp_path / "report")]) == 0
+    line = next(line for line in capsys.readouterr().err.splitlines() if str(diverged) in line)
+    assert "--resume" not in line and "--overwrite" in line

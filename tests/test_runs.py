@@ -128,6 +128,10 @@ def test_create_refuses_an_existing_run(tmp_path):
     run = RunDir(tmp_path / "r")
     run.create("a = 1\n")
     run.append_metrics(record(1))
+    # Records but no checkpoint: nothing to resume, so only --overwrite is offered.
+    with pytest.raises(RunError, match="no checkpoint.pt, so it cannot be resumed: pass --overwrite"):
+        run.create("a = 2\n")
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"x")
     with pytest.raises(RunError, match="already holds a run; continue it with `resdyn train --resume"):
         run.create("a = 2\n")
     run.create("a = 2\n", overwrite=True)

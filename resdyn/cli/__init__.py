@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resdyn: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("resdyn: interrupted; a run can be continued with `resdyn train --resume DIR`", file=sys.stderr)
+        print("resdyn: interrupted", file=sys.stderr)
         return 130
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from resdyn.analysis.tables import format_table, human_bytes
@@ -81,12 +82,24 @@ def run(args: argparse.Namespace) -> int:
     config, changes = resolve_train_config(args)
     config.validate()
     out = args.resume or args.out or f"runs/{config.model.name}-{config.data.name}-seed{config.train.seed}"
-    train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=args.command_line,
-          overrides=changes if args.resume else None)
+    try:
+        train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=args.command_line,
+              overrides=changes if args.resume else None)
+    except KeyboardInterrupt:
+        print(f"resdyn: interrupted; {_how_to_continue(RunDir(out))}", file=sys.stderr)
+        return 130
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one process prints
         print(run_table(RunDir(out)))
         print(f"\nresults in {out}/ (config.toml, metrics.jsonl, checkpoint.pt, summary.json)")
     return 0
+
+
+def _how_to_continue(run: RunDir) -> str:
+    """What to type after an interrupted training, by what its folder holds."""
+    if run.has_checkpoint():
+        return f"continue it with `resdyn train --resume {run.path}`"
+    return (f"no epoch had finished, so {run.path} holds nothing to resume: run the same command again with "
+            "--overwrite")
 
 
 def run_table(run: RunDir) -> str:

@@ -99,8 +99,10 @@ def read_run(path: Path) -> Run:
     metrics = run.read_metrics()
     summary = run.read_summary()
     if summary is None:
-        raise RunError(f"unfinished: no {RunDir.SUMMARY} ({len(metrics)} epoch(s) in {RunDir.METRICS}); "
-                       f"continue it with `resdyn train --resume {path}`")
+        advice = (f"continue it with `resdyn train --resume {path}`" if run.has_checkpoint() else
+                  f"it has no {RunDir.CHECKPOINT} to resume from (it stopped, or its loss diverged, before an epoch "
+                  f"was saved): start it again with `--out {path} --overwrite`")
+        raise RunError(f"unfinished: no {RunDir.SUMMARY} ({len(metrics)} epoch(s) in {RunDir.METRICS}); {advice}")
     return Run(path, config, summary, metrics)
 
 
