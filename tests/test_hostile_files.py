@@ -162,3 +162,18 @@ def test_report_never_advises_resuming_a_run_without_a_checkpoint(tmp_path, fini
     assert main(["report", str(finished), str(diverged), "--out", str(tmp_path / "report")]) == 0
     line = next(line for line in capsys.readouterr().err.splitlines() if str(diverged) in line)
     assert "--resume" not in line and "--overwrite" in line
+
+
+# -- silent surprises (issue 29, item 11) ---------------------------------------------------------------------
+def test_resume_with_another_out_is_refused_rather_than_extending_the_original(tmp_path, finished, capsys):
+    before = (finished / "metrics.jsonl").read_bytes()
+    assert main(["train", "--resume", str(finished), "--out", str(tmp_path / "forked"), "--epochs", "2"]) == 1
+    err = one_error_line(capsys)
+    assert "to fork the run, copy its folder" in err
+    assert (finished / "metrics.jsonl").read_bytes() == before and not (tmp_path / "forked").exists()
+
+
+def test_a_missing_data_dir_is_refused_not_ignored(tmp_path, capsys):
+    assert main(["train", *SMALL, "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 1
+    assert "is not a folder" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()

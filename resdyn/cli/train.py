@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from resdyn.analysis.tables import format_table, human_bytes
@@ -79,6 +80,10 @@ def resolve_train_config(args: argparse.Namespace) -> tuple[Config, list[tuple[s
 def run(args: argparse.Namespace) -> int:
     from resdyn.train.loop import train
 
+    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise ConfigError(f"--resume continues the run in its own folder ({args.resume}), so --out {args.out} would "
+                          f"not be used; to fork the run, copy its folder (`cp -r {args.resume} {args.out}`) and "
+                          f"resume the copy")
     config, changes = resolve_train_config(args)
     config.validate()
     out = args.resume or args.out or f"runs/{config.model.name}-{config.data.name}-seed{config.train.seed}"

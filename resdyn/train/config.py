@@ -235,6 +235,9 @@ class Config:
         if self.optim.lr < 0:
             raise ConfigError(f"optim.lr must be >= 0, got {self.optim.lr}")
         self._check_ranges()
+        if self.data.dir is not None and not Path(self.data.dir).is_dir():
+            raise ConfigError(f"data.dir (--data-dir) {self.data.dir} is not a folder; give the folder that holds the "
+                              f"{self.data.name} files, or leave it out to search resdyn's usual places")
         if self.train.tensorboard:
             from resdyn.tensorboard import require_tensorboard
 
