@@ -58,8 +58,7 @@ def open_own(path: Path, flags: int) -> int:
         fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise UnsafeFileError(f"{path} is a symbolic link; resdyn does not write through links: remove it "
-                                  f"(it points to {os.readlink(path)!r})") from None
+            raise _symlink_refused(path) from None
         if e.errno == errno.ENXIO:  # a FIFO with no reader
             raise UnsafeFileError(f"{path} is not a regular file (a FIFO); remove it") from None
         raise
@@ -82,9 +81,13 @@ def refuse_link(path: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafeFileError(f"{path} is a symbolic link; resdyn does not write through links: remove it "
-                              f"(it points to {os.readlink(path)!r})")
+        raise _symlink_refused(path)
     _check_own(path, st, hard_links_ok=True)
+
+
+def _symlink_refused(path: Path) -> UnsafeFileError:
+    return UnsafeFileError(f"{path} is a symbolic link; resdyn does not write through links: remove it "
+                           f"(it points to {os.readlink(path)!r})")
 
 
 def _check_own(path: Path, st: os.stat_result, hard_links_ok: bool = False) -> None:
@@ -98,16 +101,13 @@ def _check_own(path: Path, st: os.stat_result, hard_links_ok: bool = False) -> N
 def read_text(path: Path, error: type[Exception]) -> str:
     """The UTF-8 text of the regular file ``path``; a FIFO, a device or a folder there, or bytes that are not UTF-8,
     raise ``error`` naming the file (a missing file raises FileNotFoundError, for the caller to word)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, to be refused below
-    try:
-        st = os.fstat(fd)
+    # O_NONBLOCK: a FIFO opens at once, to be refused below
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+        st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise error(f"{path} is not a regular file ({_kind(st)}); resdyn reads only regular files")
-        os.set_blocking(fd, True)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read()
-    finally:
-        os.close(fd)
+        os.set_blocking(f.fileno(), True)
+        data = f.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
