@@ -81,7 +81,8 @@ def summarise(config: Config, parts: Parts, data: Data, state: TrainState, final
         test_acc=final.test_acc, test_loss=final.test_loss, test_error=1 - final.test_acc,
         best_test_acc=max(state.best_test_acc, final.test_acc), final_weights=final.kind,
         stopped_early=stopped_early, train_time_s=state.train_time_s,
-        train_time_per_epoch_s=state.train_time_s / max(len(records), 1),
+        # By the checkpoint's count: metrics.jsonl may have lost lines (train_time_s covers every epoch).
+        train_time_per_epoch_s=state.train_time_s / max(state.epoch, 1),
         # Over the scored epochs only: with train.eval_every the others took no evaluation time.
         eval_time_per_epoch_s=_mean([m.eval_time_s for m in records
                                      if m.test_acc is not None or m.val_acc is not None]),

@@ -52,7 +52,7 @@ from resdyn.train.finish import choose_final, summarise
 from resdyn.train.optim import lr_at, weight_penalty
 from resdyn.train.parts import EpochHook, EpochStats, Job, Parts, Placement, build_parts, place
 from resdyn.train.progress import Progress
-from resdyn.train.resume import holding, on_main, rank_seed, save_epoch, start_or_resume
+from resdyn.train.resume import check_same_run, holding, on_main, rank_seed, save_epoch, start_or_resume
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
@@ -280,6 +280,8 @@ def train(config: Config, out: str | Path, *, resume: bool = False, **options: U
     with holding(run, world, progress):
         # Read (and check) the checkpoint before the data, so that a damaged one is named at once.
         checkpoint = on_main(world, lambda: run.load_checkpoint(map_location="cpu")) if resume else None
+        if checkpoint is not None:
+            check_same_run(checkpoint.config, config, run)
         data = load_data(config, placement.device, placement.speed.channels_last)
         model = build_model(config.model.name, data.info.in_channels, data.info.num_classes, **config.model.options)
         job = Job(run, progress, checkpoint, options.get("overwrite", False), options.get("overrides") or [],

@@ -42,6 +42,12 @@ class Progress:
         self.stream.write(f"{prefix}{self._label} {line}\n")
         self.stream.flush()
 
+    def warn(self, line: str) -> None:
+        """Something the user must see, whatever the mode (progress off included)."""
+        prefix = "\r\033[K" if self.mode == "bar" else ""
+        self.stream.write(f"{prefix}resdyn: warning: {line}\n")
+        self.stream.flush()
+
     def message(self, line: str) -> None:
         if self.mode != "off":
             self.stream.write(line + "\n")

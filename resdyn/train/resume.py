@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,6 +53,30 @@ def holding(run: RunDir | None, world: World, progress: Progress) -> Iterator[No
         yield
 
 
+#: what a run *is*: its model and the data it trains and is scored on. A resume may change how it trains (epochs,
+#: learning rate, ...), never these: that would be another run under this one's name.
+IDENTITY = ("model.name", "model.options", "data.name", "data.test_part", "data.limit_train", "data.limit_test",
+            "data.val_fraction")
+
+
+def check_same_run(stored: Mapping[str, Any], config: Config, run: RunDir) -> None:
+    """Refuse a resume whose ``config`` changes an :data:`IDENTITY` key of ``stored`` (the checkpoint's config),
+    naming each difference."""
+    new = config.to_dict()
+    changes = []
+    for key in IDENTITY:
+        section, name = key.split(".")
+        before, after = stored.get(section, {}).get(name), new.get(section, {}).get(name)
+        if key == "model.options":
+            before, after = before or {}, after or {}
+        if before != after:
+            changes.append(f"{key} {before!r} -> {after!r}")
+    if changes:
+        raise RunError(f"--resume continues the run in {run.path}, which cannot change what it trains: "
+                       f"{'; '.join(changes)}. To train that, start a new run (another --out), or fork this one "
+                       f"(`cp -r {run.path} NEW`) only to change how it trains")
+
+
 def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
     """A new run (config.toml written, when there is a folder), or the job's checkpoint restored into ``parts``
     (the resume and its overrides recorded in the folder); rank 0 writes the folder."""
@@ -64,21 +88,32 @@ def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
         return TrainState(versions=[version], world_size=world.size)
     assert run is not None, "a checkpoint is resumed into its run folder"
 
+    state = checkpoint.state
+    # Every state loads before the folder changes: a checkpoint that does not fit leaves the run as it was.
+    try:
+        parts.model.load_state_dict(checkpoint.model)
+        parts.optimizer.load_state_dict(checkpoint.optimizer)
+        if parts.ema is not None:
+            parts.ema.load_state_dict(checkpoint.ema)
+        if parts.swa is not None:
+            parts.swa.load_state_dict(checkpoint.swa)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RunError(f"the checkpoint of {run.path} does not fit the model and optimiser this resume builds "
+                       f"({str(e).splitlines()[0]}); resume with the settings the run was trained with") from None
+
     def reopen() -> list[EpochRecord]:
-        run.reopen(checkpoint.state.epoch)
+        kept = run.read_metrics()
+        if len([r for r in kept if r.epoch <= state.epoch]) < state.epoch:
+            job.progress.warn(
+                f"{run.file(RunDir.METRICS)} holds {len(kept)} of the {state.epoch} epoch(s) the checkpoint has "
+                "trained (the file was cut or deleted): the run goes on, but its curves and per-epoch figures "
+                "lack the missing epochs")
+        run.reopen(state.epoch)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        run.add_resume(Resume(checkpoint.state.epoch, job.command, [list(o) for o in job.overrides],
-                              config.to_dict(), started))
+        run.add_resume(Resume(state.epoch, job.command, [list(o) for o in job.overrides], config.to_dict(), started))
         return run.read_metrics()
 
     job.records = on_main(world, reopen) or []
-    parts.model.load_state_dict(checkpoint.model)
-    parts.optimizer.load_state_dict(checkpoint.optimizer)
-    if parts.ema is not None:
-        parts.ema.load_state_dict(checkpoint.ema)
-    if parts.swa is not None:
-        parts.swa.load_state_dict(checkpoint.swa)
-    state = checkpoint.state
     if state.world_size == world.size:
         set_rng_state(checkpoint.rng, parts.device, world)
     else:
