@@ -1,7 +1,9 @@
 """Experiment identity: which runs are seeds of one experiment.
 
 A run's identity is its config, flattened to dotted keys, less the keys that say how it was executed rather
-than what was run (its seed, device, progress display, where the data was read from). Two runs with the same
+than what was run (its seed, device, progress display, where the data was read from), plus the number of
+processes it trained with (``train.world_size``, from its summary: the config does not hold it, and it changes
+the result, since each process's batch norm sees its share of every batch). Two runs with the same
 identity are seeds of one experiment: the report makes them one row, and ``resdyn compare`` accepts a folder
 whose stored config has the identity of the experiment it is asked to run there.
 
@@ -31,14 +33,15 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes a run the experiment it is: its flattened config less the seed and how it was executed."""
-    return {k: v for k, v in flatten(config).items() if k not in RUN_ONLY_KEYS}
+def identity(config: Mapping[str, Any], world_size: int = 1) -> dict[str, Any]:
+    """What makes a run the experiment it is: its flattened config less the seed and how it was executed, and
+    the ``world_size`` (processes) it trained with."""
+    return {**{k: v for k, v in flatten(config).items() if k not in RUN_ONLY_KEYS}, "train.world_size": world_size}
 
 
-def identity_key(config: Mapping[str, Any]) -> str:
-    """``identity(config)`` as one string: equal for, and only for, seeds of the same experiment."""
-    return json.dumps(identity(config), sort_keys=True, default=str)
+def identity_key(config: Mapping[str, Any], world_size: int = 1) -> str:
+    """``identity(config, world_size)`` as one string: equal for, and only for, seeds of the same experiment."""
+    return json.dumps(identity(config, world_size), sort_keys=True, default=str)
 
 
 def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

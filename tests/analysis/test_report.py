@@ -356,3 +356,25 @@ def test_a_papers_training_set_error_is_shown_apart_and_never_compared_to_test_e
     column = table.headers.index("paper train error (%)")
     assert sorted(row[column] for row in table.rows) == ["1.50", "≤ 3.00"]
     assert any("not a test error" in note for note in table.notes)
+
+
+def test_runs_that_differ_in_world_size_are_different_experiments(digits_runs, tmp_path):
+    """Issue 29.4: a copy of a run trained with two processes was "counted once" with the one-process run (which
+    one showed depended on the order of the arguments): the processes change the result (each process's batch
+    norm sees its share of a batch), so world size is part of an experiment's identity."""
+    one = digits_runs["resnet8-seed0"]
+    two = tmp_path / "two-processes"
+    shutil.copytree(one, two)
+    summary = json.loads((two / "summary.json").read_text())
+    summary["world_size"], summary["test_acc"] = 2, summary["test_acc"] / 2
+    summary["test_error"] = 1 - summary["test_acc"]
+    (two / "summary.json").write_text(json.dumps(summary))
+    for order in ([one, two], [two, one]):
+        report = build_report(order)
+        assert report.duplicates == [] and sorted(r.path for r in report.runs) == sorted([one, two])
+        rows = md_table(render(report, tmp_path / "report"), "digits")
+        assert sorted(r["model"] for r in rows) == ["resnet depth=8 (train.world_size=1)",
+                                                     "resnet depth=8 (train.world_size=2)"]
+        assert [r["seeds"] for r in rows] == ["1", "1"]
+    a, b = fake_run("a", 0), fake_run("b", 1)
+    assert len(group_runs([a, b])) == 1  # one process each, as a summary without world_size says

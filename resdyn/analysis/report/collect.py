@@ -34,6 +34,16 @@ class Run:
         return self.path.name
 
     @property
+    def world_size(self) -> int:
+        """The processes it trained with (1 where the summary predates the field)."""
+        return self.summary.world_size or 1
+
+    @property
+    def identity_key(self) -> str:
+        """Equal for, and only for, seeds of the same experiment (:func:`resdyn.experiment.identity_key`)."""
+        return identity_key(self.config, self.world_size)
+
+    @property
     def model(self) -> str:
         return self.config.get("model", {}).get("name", self.summary.model)
 
@@ -126,7 +136,7 @@ def unique_runs(runs: Sequence[Run]) -> tuple[list[Run], list[Duplicate]]:
     by_config: dict[str, Run] = {}
     for run in runs:
         where = run.path.resolve()
-        config = json.dumps([identity_key(run.config), run.seed], default=str)
+        config = json.dumps([run.identity_key, run.seed], default=str)
         if where in by_path:
             duplicates.append(Duplicate(run.path, by_path[where].path, "the same folder"))
         elif config in by_config:

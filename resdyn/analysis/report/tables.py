@@ -16,7 +16,7 @@ from typing import Any
 from resdyn.analysis.plots import MEMORY_KINDS, nfe, number
 from resdyn.analysis.report.collect import Run
 from resdyn.analysis.tables import human_bytes
-from resdyn.experiment import identity, identity_key
+from resdyn.experiment import identity
 from resdyn.runs import model_depth
 
 MISSING = "-"
@@ -66,13 +66,13 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     """Runs of the same experiment in one group; labels made unique by naming the config keys that differ."""
     by_key: dict[str, list[Run]] = {}
     for run in runs:
-        by_key.setdefault(identity_key(run.config), []).append(run)
+        by_key.setdefault(run.identity_key, []).append(run)
     groups = [Group(_base_label(members[0]), sorted(members, key=lambda r: (r.seed is None, r.seed, r.name)))
               for members in by_key.values()]
     for label in {g.label for g in groups}:
         clash = [g for g in groups if g.label == label]
         if len(clash) > 1:
-            configs = [identity(g.first.config) for g in clash]
+            configs = [identity(g.first.config, g.first.world_size) for g in clash]
             keys = sorted({k for c in configs for k in c if any(c.get(k) != o.get(k) for o in configs)})
             for group, config in zip(clash, configs, strict=True):
                 group.label = f"{label} ({', '.join(f'{k}={config.get(k, MISSING)}' for k in keys)})"
