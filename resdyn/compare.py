@@ -26,15 +26,19 @@ the suite does.
 Every experiment's config is built and checked before anything trains. Then a folder with a summary is
 skipped, one with a checkpoint is resumed (exactly: see ``resdyn.train.loop``), any other is started; a
 folder whose stored config differs from the suite's is an error rather than a silent mix of two
-experiments. A run whose loss turns non-finite is reported and the suite goes on.
+experiments. Every experiment's model, options and data are checked before the first trains. A run that fails
+(its loss turns non-finite, it runs out of memory, ...) is logged and named in the report, and the suite goes
+on.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +46,13 @@ from typing import Any, Literal
 
 from resdyn.analysis.report import Report, build_report, write_report
 from resdyn.atomic import parse_toml, read_text
+from resdyn.errors import ResdynError
 from resdyn.experiment import differences, flatten
 from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, dump_config, load_config
-from resdyn.train.loop import NonFiniteLossError, train
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
+from resdyn.train.loop import train
+from resdyn.train.preflight import check_runnable
 
 Status = Literal["done", "resume", "start"]
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -226,15 +227,41 @@ def status(experiment: Experiment) -> Status:
     return "done" if finished else "resume"
 
 
+def check_suite(suite: Suite) -> None:
+    """Check every experiment's model, options and data (:func:`resdyn.train.preflight.check_runnable`) before
+    anything trains: one error naming each experiment that cannot run, and why. Experiments that share their
+    model and data are checked once."""
+    problems: list[str] = []
+    checked: dict[str, str | None] = {}
+    for e in suite.experiments:
+        c = e.config
+        key = json.dumps([c.model.name, c.model.options, c.data.name, c.data.dir, c.data.download, c.data.test_part,
+                          c.data.resize, c.data.crop, c.data.progressive_min_size], sort_keys=True, default=str)
+        if key not in checked:
+            try:
+                check_runnable(c)
+                checked[key] = None
+            except ResdynError as error:
+                checked[key] = str(error)
+        if checked[key] is not None:
+            problems.append(f"- {e.name}: {checked[key]}")
+    if problems:
+        raise ConfigError(f"{len(problems)} of the suite's {len(suite.experiments)} experiments cannot run, so none "
+                          "was started:\n" + "\n".join(problems))
+
+
 def plan(suite: Suite) -> list[tuple[Experiment, Status]]:
-    """Every experiment with what ``run_suite`` will do with it; checks every folder before anything runs."""
+    """Every experiment with what ``run_suite`` will do with it; checks every experiment (:func:`check_suite`)
+    and every folder before anything runs."""
+    check_suite(suite)
     return [(e, status(e)) for e in suite.experiments]
 
 
 def run_suite(suite: Suite, command: str | None = None,
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
               nproc_per_node: int = 1) -> list[Outcome]:
-    """Train what is not finished, in order; a non-finite loss fails that experiment only. With
+    """Train what is not finished, in order; an error in one run (a non-finite loss, a run-time error of any
+    kind but an interrupt) fails that experiment only, recorded in its Outcome. With
     ``nproc_per_node`` > 1 each run is data-parallel, launched by ``torchrun`` as a child process (whose failure,
     with its last line of output, fails that experiment only)."""
     if nproc_per_node < 1:
@@ -253,9 +280,13 @@ def run_suite(suite: Suite, command: str | None = None,
             else:
                 train(experiment.config, experiment.path, resume=state == "resume", overwrite=state == "start",
                       command=command)
-        except (NonFiniteLossError, RunFailed) as e:
-            log(f"[{i}/{len(steps)}] {experiment.name}: failed: {e}")
-            outcomes.append(Outcome(experiment, "failed", str(e)))
+        except Exception as e:  # noqa: BLE001 - one run's failure is recorded; the suite goes on
+            reason = str(e) if isinstance(e, ResdynError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, ResdynError):
+                # Not a user error: keep its traceback for whoever debugs it.
+                log("".join(traceback.format_exception(e)).rstrip())
+            log(f"[{i}/{len(steps)}] {experiment.name}: failed: {reason}")
+            outcomes.append(Outcome(experiment, "failed", reason))
             continue
         outcomes.append(Outcome(experiment, "resumed" if state == "resume" else "started"))
     return outcomes
@@ -285,8 +316,10 @@ def _torchrun(experiment: Experiment, state: Status, nproc_per_node: int) -> Non
                         f"torchrun exited with {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
 
 
-def report_suite(suite: Suite) -> tuple[Report, Path, Path]:
-    """The report over every experiment's folder, written to ``<out>/report``."""
-    report = build_report([e.path for e in suite.experiments], title=suite.name)
+def report_suite(suite: Suite, outcomes: Sequence[Outcome] = ()) -> tuple[Report, Path, Path]:
+    """The report over every experiment's folder, written to ``<out>/report``; the experiments that failed among
+    ``outcomes`` are named with their error."""
+    failures = {o.experiment.path: o.error or "failed" for o in outcomes if o.action == "failed"}
+    report = build_report([e.path for e in suite.experiments], title=suite.name, failures=failures)
     html_path, md_path = write_report(report, suite.report_dir)
     return report, html_path, md_path

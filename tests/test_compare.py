@@ -1,5 +1,6 @@
 """resdyn compare: suites are typed data; finished runs are skipped, interrupted ones resumed, then reported."""
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -193,3 +194,62 @@ def test_compare_launches_each_run_on_several_processes(tmp_path, capsys):
     summary = RunDir(tmp_path / "out" / "resnet-seed0").read_summary()
     assert summary.world_size == 2 and summary.epochs == 1 and summary.train_images == 128
     assert "resnet" in (tmp_path / "out" / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("suite, says", [
+    ('[suite]\nname = "s"\nmodels = ["resnet", "resnet-typo"]\n',
+     r"resnet-typo-seed0: unknown model 'resnet-typo'.*valid"),
+    ('[suite]\nname = "s"\n[[suite.variants]]\nname = "a"\n[[suite.variants]]\nname = "b"\n'
+     'set = ["model.options.depth=7"]\n', r"resnet-b-seed0: .*depth"),
+    ('[suite]\nname = "s"\nset = ["data.resize=2"]\n[[suite.variants]]\nname = "a"\n[[suite.variants]]\n'
+     'name = "ode"\nset = ["model.name=odenet", "model.options={}"]\n',
+     r"resnet-ode-seed0: odenet cannot run on the 2x2 images"),
+    ('[suite]\nname = "s"\n[[suite.variants]]\nname = "a"\n[[suite.variants]]\nname = "nodata"\n'
+     'set = ["data.name=mnist", "data.download=false", "data.dir=\\"EMPTY\\""]\n',
+     r"resnet-nodata-seed0: .*mnist"),
+])
+def test_every_experiment_is_checked_before_the_first_trains(tmp_path, capsys, suite, says):
+    """Issue 29.6: --dry-run accepted an unknown model; the real run trained the first rows, then stopped the
+    whole suite without a report."""
+    (tmp_path / "empty").mkdir()
+    path = write_suite(tmp_path, suite.replace("EMPTY", str(tmp_path / "empty")))
+    out = tmp_path / "out"
+    for dry in (["--dry-run"], []):
+        assert main(["compare", "-c", str(path), "--out", str(out), *dry]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("resdyn: error: 1 of the suite's 2 experiments cannot run") and "Traceback" not in err
+        assert re.search(says, err), err
+        assert not out.exists()  # nothing trained, nothing written
+
+
+def test_a_run_that_fails_at_run_time_is_recorded_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    path = write_suite(tmp_path, f"""
+        [suite]
+        name = "s"
+        out = "{tmp_path / 'out'}"
+        set = ["train.epochs=1", "data.limit_train=64"]
+
+        [[suite.variants]]
+        name = "a"
+
+        [[suite.variants]]
+        name = "oom"
+
+        [[suite.variants]]
+        name = "c"
+    """)
+    real = compare.train
+
+    def out_of_memory_in_oom(config, out, **kwargs):
+        if Path(out).name.startswith("resnet-oom"):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(config, out, **kwargs)
+
+    monkeypatch.setattr(compare, "train", out_of_memory_in_oom)
+    assert main(["compare", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "resnet-oom-seed0: failed: RuntimeError: CUDA out of memory" in err
+    assert "1 experiment(s) failed: resnet-oom-seed0" in err
+    md = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "resnet-a" in md and "resnet-c" in md
+    assert "failed in this suite: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in md

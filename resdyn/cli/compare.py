@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"resdyn: interrupted; run `{command}` again to resume where it stopped", file=sys.stderr)
         return 130
-    report, html_path, md_path = report_suite(suite)
+    report, html_path, md_path = report_suite(suite, outcomes)
     show_report(report, html_path, md_path)
     failed = [o.experiment.name for o in outcomes if o.action == "failed"]
     if failed:

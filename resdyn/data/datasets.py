@@ -100,6 +100,17 @@ class DatasetSpec:
 DATASETS: Registry[Callable[[], DatasetSpec]] = Registry("dataset")
 
 
+def dataset_spec(name: str, test_part: str | None = None) -> DatasetSpec:
+    """The registered dataset ``name`` (an unknown name is an error listing the valid ones), with ``test_part``
+    checked against its named parts; nothing is read."""
+    spec = DATASETS.get(name)()
+    if test_part is not None and test_part not in spec.test_parts:
+        valid = f"its parts: {', '.join(spec.test_parts)}" if spec.test_parts else "it has no named parts"
+        raise ConfigError(f"{name}'s test split has no part {test_part!r}; {valid} (leave data.test_part out for "
+                          "the whole test split)")
+    return spec
+
+
 def load_dataset(
     name: str, data_dir: str | Path | None = None, download: bool = True, test_part: str | None = None
 ) -> Dataset:
@@ -109,11 +120,7 @@ def load_dataset(
     for the places searched and ``DatasetNotFoundError`` for what is raised when none holds the files.
     ``test_part`` keeps only that named part of the test split (``qmnist``: ``test10k``, ``test50k``).
     """
-    spec = DATASETS.get(name)()
-    if test_part is not None and test_part not in spec.test_parts:
-        valid = f"its parts: {', '.join(spec.test_parts)}" if spec.test_parts else "it has no named parts"
-        raise ConfigError(f"{name}'s test split has no part {test_part!r}; {valid} (leave data.test_part out for "
-                          "the whole test split)")
+    spec = dataset_spec(name, test_part)
     payloads: list[Payload] = []
     if spec.published is not None:
         paths = find(name, spec.published, data_dir, download)
