@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import fcntl
+import io
 import json
 import math
 import os
@@ -409,7 +410,7 @@ class RunDir:
         return self.file(self.CHECKPOINT).exists()
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        atomic_write(self.file(self.CHECKPOINT), lambda f: torch.save(checkpoint.to_dict(), f))
+        _save_tensors(self.file(self.CHECKPOINT), checkpoint.to_dict())
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> Checkpoint:
         """The checkpoint, loaded with ``weights_only=True`` (tensors and plain containers only, no code)."""
@@ -420,7 +421,7 @@ class RunDir:
             raise self._damaged(self.CHECKPOINT, "it is not a resdyn checkpoint") from None
 
     def save_best(self, weights: dict[str, torch.Tensor], epoch: int) -> None:
-        atomic_write(self.file(self.BEST), lambda f: torch.save({"model": weights, "epoch": epoch}, f))
+        _save_tensors(self.file(self.BEST), {"model": weights, "epoch": epoch})
 
     def load_best(self, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], int]:
         """The weights at the best validation score and their epoch."""
@@ -461,6 +462,15 @@ class RunDir:
             return None
         return Summary.from_json(parse_json(read_text(path, RunError), path, RunError), str(path))
 
+
+
+def _save_tensors(path: Path, data: dict[str, Any]) -> None:
+    """``torch.save(data)`` to ``path`` atomically. Serialised in memory first: torch's zip writer turns a failed
+    write (a full disk) into a RuntimeError that names neither the file nor the cause; one plain write of the
+    bytes fails with the OSError that does."""
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 # -- many runs at once, for a notebook ----------------------------------------------------------------------

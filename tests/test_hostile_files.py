@@ -177,3 +177,61 @@ def test_a_missing_data_dir_is_refused_not_ignored(tmp_path, capsys):
     assert main(["train", *SMALL, "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 1
     assert "is not a folder" in one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+# -- filesystem errors (issue 29, item 5) ----------------------------------------------------------------------
+def test_a_full_disk_is_one_line_and_leaves_a_resumable_folder(tmp_path):
+    """A file-size limit makes the checkpoint's write fail as a full disk does (the write returns an error), in
+    a real process: torch's own message for it was a RuntimeError "[enforce fail ...] unexpected pos"."""
+    import resource
+
+    out = tmp_path / "run"
+    limit = 64 * 1024  # config and metrics fit; ResNet-8's checkpoint (about 1 MB) does not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "resdyn", "train", *SMALL, "--out", str(out)],
+                          capture_output=True, text=True, preexec_fn=small_files, timeout=300)
+    assert done.returncode == 1, done.stderr
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("resdyn: error: "), done.stderr
+    assert f"{out / 'checkpoint.pt'}: File too large" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "metrics.jsonl"]  # no stray temp file
+    # With room again, the folder is sound: it holds no checkpoint, and says to start again.
+    assert main(["train", *SMALL, "--out", str(out), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS", "EACCES", "EDQUOT"])
+def test_a_failed_write_says_which_file_and_why(tmp_path, capsys, monkeypatch, errno_name):
+    """What the library raises for a full disk, a read-only or forbidden folder is one line naming the file."""
+    import errno
+
+    from resdyn import runs
+
+    code = getattr(errno, errno_name)
+
+    def fail(path, write):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(runs, "atomic_write", fail)
+    assert main(["train", *SMALL, "--out", str(tmp_path / "run")]) == 1
+    err = one_error_line(capsys)
+    # config.toml is the first file a run writes
+    assert f"resdyn: error: {tmp_path / 'run' / 'config.toml'}: {os.strerror(code)}; " in err
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("precious\n")
+    assert main(["train", *SMALL, "--out", str(target)]) == 1
+    err = one_error_line(capsys)
+    assert f"--out {target} is a file, not a folder" in err
+    assert target.read_text() == "precious\n"
+
+
+def test_an_over_long_name_is_one_line(tmp_path, capsys):
+    out = tmp_path / ("x" * 300)
+    assert main(["train", *SMALL, "--out", str(out)]) == 1
+    err = one_error_line(capsys)
+    assert "File name too long" in err and "x" * 300 in err

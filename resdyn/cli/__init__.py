@@ -14,6 +14,8 @@ the records a command writes.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from types import ModuleType
 
@@ -49,6 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what to do about the filesystem errors a user meets, by errno
+OS_ADVICE = {
+    errno.ENOSPC: "free some space (or choose another --out) and resume",
+    errno.EDQUOT: "free some of your quota (or choose another --out) and resume",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
+    errno.EROFS: "that file system is read-only: choose another --out",
+    errno.EACCES: "choose a folder you may write to (--out)",
+    errno.EPERM: "choose a folder you may write to (--out)",
+    errno.ENAMETOOLONG: "choose a shorter --out or name",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """A filesystem error as one line: the path, the system's words for the cause, and what to do."""
+    where = f"{e.filename}: " if e.filename else ""
+    advice = OS_ADVICE.get(e.errno)
+    return f"{where}{e.strerror or e}" + (f"; {advice}" if advice else "") + " (RESDYN_TRACEBACK=1 for the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = command_line(argv)
@@ -56,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ResdynError as e:
         print(f"resdyn: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if os.environ.get("RESDYN_TRACEBACK"):
+            raise
+        print(f"resdyn: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("resdyn: interrupted", file=sys.stderr)

@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     config, changes = resolve_train_config(args)
     config.validate()
     out = args.resume or args.out or f"runs/{config.model.name}-{config.data.name}-seed{config.train.seed}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder: a run folder holds several files; choose another "
+                          "--out")
     try:
         train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=args.command_line,
               overrides=changes if args.resume else None)
