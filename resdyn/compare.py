@@ -34,6 +34,7 @@ on.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -259,13 +260,20 @@ def plan(suite: Suite) -> list[tuple[Experiment, Status]]:
 
 def run_suite(suite: Suite, command: str | None = None,
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-              nproc_per_node: int = 1) -> list[Outcome]:
+              nproc_per_node: int = 1, isolate: bool = True) -> list[Outcome]:
     """Train what is not finished, in order; an error in one run (a non-finite loss, a run-time error of any
-    kind but an interrupt) fails that experiment only, recorded in its Outcome. With
-    ``nproc_per_node`` > 1 each run is data-parallel, launched by ``torchrun`` as a child process (whose failure,
-    with its last line of output, fails that experiment only)."""
+    kind but an interrupt) fails that experiment only, recorded in its Outcome.
+
+    Each run trains in a process of its own (``python -m resdyn train``, or ``torchrun`` with ``nproc_per_node``
+    > 1 processes), so that its figures are its own: a process that trained before holds what that left (its
+    peak memory would count it). Its progress goes to this process's stderr. ``isolate=False`` trains in this
+    process instead (single-process only; the summaries then say their peak memory was measured in a process
+    that trained before)."""
     if nproc_per_node < 1:
         raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}")
+    if not isolate and nproc_per_node > 1:
+        raise ConfigError("data-parallel runs are launched as processes of their own: isolate=False needs "
+                          "nproc_per_node=1")
     steps = plan(suite)
     outcomes = []
     for i, (experiment, state) in enumerate(steps, 1):
@@ -275,8 +283,8 @@ def run_suite(suite: Suite, command: str | None = None,
             outcomes.append(Outcome(experiment, "skipped"))
             continue
         try:
-            if nproc_per_node > 1:
-                _torchrun(experiment, state, nproc_per_node)
+            if isolate:
+                _train_in_child(experiment, state, nproc_per_node, command)
             else:
                 train(experiment.config, experiment.path, resume=state == "resume", overwrite=state == "start",
                       command=command)
@@ -293,14 +301,17 @@ def run_suite(suite: Suite, command: str | None = None,
 
 
 class RunFailed(RunError):
-    """A data-parallel run's processes ended with an error (its last line is the message)."""
+    """A run's process ended with an error (the message is its last ``resdyn: error:`` line)."""
 
 
-def _torchrun(experiment: Experiment, state: Status, nproc_per_node: int) -> None:
-    """Train one experiment with ``nproc_per_node`` processes: ``torchrun ... -m resdyn train`` on its config."""
+def _train_in_child(experiment: Experiment, state: Status, nproc_per_node: int, command: str | None) -> None:
+    """Train one experiment in a process of its own: ``python -m resdyn train`` on its config, or with
+    ``nproc_per_node`` > 1 the same under ``torchrun``. Its stderr is passed through as it comes."""
     experiment.path.mkdir(parents=True, exist_ok=True)
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
-              "-m", "resdyn", "train"]
+    launch = [sys.executable, "-m", "resdyn", "train"] if nproc_per_node == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
+        "-m", "resdyn", "train"]
+    record = ["--record-command", command] if command else []
     with tempfile.TemporaryDirectory() as tmp:
         if state == "resume":
             # status() has checked that the folder's config is this experiment's.
@@ -309,11 +320,33 @@ def _torchrun(experiment: Experiment, state: Status, nproc_per_node: int) -> Non
             config = Path(tmp) / "config.toml"
             config.write_text(dump_config(experiment.config))
             args = ["-c", str(config), "--out", str(experiment.path), "--overwrite"]
-        done = subprocess.run([*launch, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        errors = [line for line in done.stderr.splitlines() if "resdyn: error:" in line]
+        returncode, stderr = _passing_stderr_through([*launch, *args, *record])
+    if returncode != 0:
+        errors = [line for line in stderr.splitlines() if "resdyn: error:" in line]
+        last = [line for line in stderr.strip().splitlines() if line.strip()][-1:]
         raise RunFailed(errors[-1].split("resdyn: error: ", 1)[1] if errors else
-                        f"torchrun exited with {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
+                        f"the run's process exited with {returncode}: {' '.join(last) or 'no output'}")
+
+
+def _passing_stderr_through(argv: list[str], keep: int = 1 << 16) -> tuple[int, str]:
+    """Run ``argv`` with its stderr copied to ours as it comes (progress bars included); its exit status and the
+    last ``keep`` bytes of its stderr. An interrupt (Ctrl-C reaches the child too) waits for the child to stop."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    ours = getattr(sys.stderr, "buffer", None)
+    tail = b""
+    try:
+        while chunk := os.read(process.stderr.fileno(), 4096):
+            if ours is not None:
+                ours.write(chunk)
+            else:
+                sys.stderr.write(chunk.decode(errors="replace"))
+            sys.stderr.flush()
+            tail = (tail + chunk)[-keep:]
+        return process.wait(), tail.decode(errors="replace")
+    except BaseException:
+        process.wait()
+        raise
 
 
 def report_suite(suite: Suite, outcomes: Sequence[Outcome] = ()) -> tuple[Report, Path, Path]:

@@ -130,19 +130,36 @@ PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def reset_peak_memory(device: torch.device) -> bool:
+#: trainings this process has measured: the peak of any but the first also holds what earlier ones left behind
+#: (allocator caches, Python objects), which is why ``resdyn compare`` trains each run in a process of its own
+_trainings_measured = 0
+
+
+@dataclass(frozen=True)
+class MemoryMark:
+    """Where a training's memory measurement started: whether the peak could be reset, and whether the process
+    had trained before (then the peak is not the training's alone)."""
+
+    reset: bool
+    reused: bool
+
+
+def reset_peak_memory(device: torch.device) -> MemoryMark:
     """Start measuring peak memory afresh, so that it is one training's own: CUDA's allocator peak, or on Linux
-    the process's peak resident memory. False where it cannot be reset (then the CPU figure is the process's peak
-    over its whole life, which in a process that trained before is not this training's)."""
+    the process's peak resident memory. ``reset`` is False where it cannot be reset (then the CPU figure is the
+    process's peak over its whole life); ``reused`` is True when this process measured a training before."""
+    global _trainings_measured
+    reused = _trainings_measured > 0
+    _trainings_measured += 1
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        return True
+        return MemoryMark(True, reused)
     try:
         # Linux derives the process's ru_maxrss from the same high-water mark, so it too restarts here.
         PROC_CLEAR_REFS.write_text("5")
-        return _vm_hwm() is not None
+        return MemoryMark(_vm_hwm() is not None, reused)
     except OSError:
-        return False
+        return MemoryMark(False, reused)
 
 
 def _vm_hwm() -> int | None:
@@ -150,14 +167,16 @@ def _vm_hwm() -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
-def peak_memory_bytes(device: torch.device, since_reset: bool = False) -> tuple[int, str]:
-    """Peak memory and what it measures: CUDA's allocator peak on a GPU; on the CPU, after
-    :func:`reset_peak_memory` succeeded, the peak resident memory since (``peak_rss``), else the process's max RSS
-    over its life (``process_max_rss``)."""
+def peak_memory_bytes(device: torch.device, since: MemoryMark | None = None) -> tuple[int, str]:
+    """Peak memory and what it measures: CUDA's allocator peak on a GPU (``cuda_max_allocated``); on the CPU,
+    after :func:`reset_peak_memory` succeeded, the peak resident memory since (``peak_rss``), else the process's
+    max RSS over its life (``process_max_rss``). A kind ends in ``_reused`` when the process had trained before
+    ``since``: its figure then includes what that left, and compares with no other run's."""
+    suffix = "_reused" if since is not None and since.reused else ""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
-    if since_reset:
+        return torch.cuda.max_memory_allocated(device), "cuda_max_allocated" + suffix
+    if since is not None and since.reset:
         hwm = _vm_hwm()
         if hwm is not None:
-            return hwm, "peak_rss"
+            return hwm, "peak_rss" + suffix
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"

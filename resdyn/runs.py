@@ -79,6 +79,15 @@ class TrainState:
     versions: list[str | None] = field(default_factory=list)
     #: processes that trained the last epoch (a data-parallel run's world size)
     world_size: int = 1
+    #: the highest peak memory of the processes that trained it so far, and its kind (``device.peak_memory_bytes``):
+    #: a resume that only evaluates keeps the training's peak
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str | None = None
+
+    def note_peak_memory(self, peak: int, kind: str) -> None:
+        """Keep ``peak`` (of ``kind``) when it is above the peak so far."""
+        if self.peak_memory_bytes is None or peak > self.peak_memory_bytes:
+            self.peak_memory_bytes, self.peak_memory_kind = peak, kind
 
 
 @dataclass
@@ -108,7 +117,11 @@ class Checkpoint:
         if data.get("format") == cls.FORMAT:
             early = EarlyStopState(**data["early_stop"])
             names = [f.name for f in dataclasses.fields(TrainState) if f.name != "early_stop"]
-            state = TrainState(early_stop=early, **{name: data[name] for name in names})
+            # Fields added since format 2 began (the peak memory) are absent from older checkpoints: defaults.
+            required = {f.name for f in dataclasses.fields(TrainState) if f.name not in ("peak_memory_bytes",
+                                                                                      "peak_memory_kind")}
+            state = TrainState(early_stop=early, **{name: data[name] for name in names
+                                                    if name in required or name in data})
         else:
             raise KeyError("format")
         return cls(state, data["model"], data["optimizer"], data["ema"], data["swa"], data["rng"], data["config"])

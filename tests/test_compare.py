@@ -1,6 +1,8 @@
 """resdyn compare: suites are typed data; finished runs are skipped, interrupted ones resumed, then reported."""
 
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def test_compare_skips_finished_runs_and_resumes_interrupted_ones(tmp_path, monk
         return train(config, out, **kwargs)
 
     monkeypatch.setattr(compare, "train", spy)
-    outcomes = run_suite(suite, log=lambda line: None)
+    outcomes = run_suite(suite, log=lambda line: None, isolate=False)
     assert [o.action for o in outcomes] == ["skipped", "resumed", "started"]
     assert calls == [("resnet-seed1", True), ("resnet-seed2", False)]
     assert RunDir(done.path).file("summary.json").stat().st_mtime_ns == finished_at
@@ -246,10 +248,48 @@ def test_a_run_that_fails_at_run_time_is_recorded_and_the_others_go_on(tmp_path,
         return real(config, out, **kwargs)
 
     monkeypatch.setattr(compare, "train", out_of_memory_in_oom)
-    assert main(["compare", "-c", str(path)]) == 1
-    err = capsys.readouterr().err
-    assert "resnet-oom-seed0: failed: RuntimeError: CUDA out of memory" in err
-    assert "1 experiment(s) failed: resnet-oom-seed0" in err
+    lines = []
+    suite = load_suite(path)
+    outcomes = run_suite(suite, log=lines.append, isolate=False)
+    assert [o.action for o in outcomes] == ["started", "failed", "started"]
+    assert "[2/3] resnet-oom-seed0: failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in lines
+    assert any(line.startswith("Traceback") for line in lines)  # not a user error: its traceback is kept
+    report_suite(suite, outcomes)
     md = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "resnet-a" in md and "resnet-c" in md
     assert "failed in this suite: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in md
+
+
+def test_each_run_of_a_suite_measures_its_own_peak_memory(tmp_path):
+    """Issue 29.2: runs after the first reported what earlier runs had left in the process (445/549/550 MiB
+    against 404-418 MiB alone). Each run now trains in a process of its own: every figure is a run's own peak,
+    within 5% of the same run trained alone, even after a run that needed far more memory."""
+    path = write_suite(tmp_path, f"""
+        [suite]
+        name = "memory"
+        out = "{tmp_path / 'out'}"
+        set = ["train.epochs=1"]
+
+        [[suite.variants]]
+        name = "big"
+        set = ["data.resize=128", "train.batch_size=384", "train.eval_batch_size=2048"]
+
+        [[suite.variants]]
+        name = "a"
+
+        [[suite.variants]]
+        name = "b"
+    """)
+    assert main(["compare", "-c", str(path)]) == 0
+    big, *small = [RunDir(tmp_path / "out" / f"resnet-{v}-seed0").read_summary() for v in ("big", "a", "b")]
+    assert {s.peak_memory_kind for s in (big, *small)} == {"peak_rss"}
+    assert all(s.command == f"resdyn compare -c {path}" for s in small)  # the suite's command, not the child's
+    _, a, _ = load_suite(path).experiments
+    config = tmp_path / "alone.toml"
+    config.write_text(compare.dump_config(a.config))
+    subprocess.run([sys.executable, "-m", "resdyn", "train", "-c", str(config), "--out", str(tmp_path / "alone")],
+                   check=True, capture_output=True)
+    alone = RunDir(tmp_path / "alone").read_summary().peak_memory_bytes
+    assert big.peak_memory_bytes > 1.2 * alone  # the first run's leftovers would show
+    for s in small:
+        assert abs(s.peak_memory_bytes - alone) / alone < 0.05, (s.peak_memory_bytes, alone)

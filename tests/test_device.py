@@ -24,14 +24,17 @@ PROBE = textwrap.dedent("""
     before, kind = peak_memory_bytes(cpu)
     assert kind == "process_max_rss" and before > 256 * 2**20, (kind, before)
     del big
-    assert reset_peak_memory(cpu)
-    after, kind = peak_memory_bytes(cpu, since_reset=True)
+    mark = reset_peak_memory(cpu)
+    assert mark.reset and not mark.reused
+    after, kind = peak_memory_bytes(cpu, mark)
     assert kind == "peak_rss"
     assert after < before - 192 * 2**20, (after, before)
     held = torch.ones(128 * 2**20 // 4)  # touched and held: the resident set can only grow
-    grown, _ = peak_memory_bytes(cpu, since_reset=True)
+    grown, _ = peak_memory_bytes(cpu, mark)
     resident = int(re.search(r"VmRSS:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
     assert grown >= max(after, resident), (grown, after, resident)
+    again = reset_peak_memory(cpu)  # a second training in this process: its peak holds what the first left
+    assert again.reused and peak_memory_bytes(cpu, again)[1] == "peak_rss_reused"
     print("ok")
 """)
 

@@ -31,7 +31,9 @@ DPI = 110
 WIDE = (8.5, 4.2)
 MANY_EPOCHS = 30  # above this many points a line needs no markers to be read
 MEMORY_KINDS = {"cuda_max_allocated": "CUDA allocator peak", "peak_rss": "peak resident memory of the training",
-                "process_max_rss": "process max RSS"}
+                "process_max_rss": "process max RSS",
+                "cuda_max_allocated_reused": "CUDA allocator peak in a process that trained before",
+                "peak_rss_reused": "peak resident memory in a process that trained before"}
 #: peaks that belong to one training; a process's lifetime max RSS also holds whatever ran before in it
 OWN_MEMORY_KINDS = frozenset({"cuda_max_allocated", "peak_rss"})
 

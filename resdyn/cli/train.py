@@ -49,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/MODEL-DATA-seedN)")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    # resdyn compare trains each run in a child process: the command to record is the suite's, not the child's.
+    t.add_argument("--record-command", help=argparse.SUPPRESS)
     return t
 
 
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} is a file, not a folder: a run folder holds several files; choose another "
                           "--out")
     try:
-        train(config, out, resume=bool(args.resume), overwrite=args.overwrite, command=args.command_line,
+        train(config, out, resume=bool(args.resume), overwrite=args.overwrite,
+              command=args.record_command or args.command_line,
               overrides=changes if args.resume else None)
     except KeyboardInterrupt:
         print(f"resdyn: interrupted; {_how_to_continue(RunDir(out))}", file=sys.stderr)

@@ -73,7 +73,9 @@ def summarise(config: Config, parts: Parts, data: Data, state: TrainState, final
     if not world.is_main:
         return world.broadcast(None)
     tc, info, model, run, records = config.train, data.info, parts.model, job.run, job.records
-    peak, peak_kind = peak_memory_bytes(parts.device, since_reset=job.memory_reset)
+    # The highest of this process's peak and those of the processes that trained the run before a resume.
+    state.note_peak_memory(*peak_memory_bytes(parts.device, job.memory))
+    peak, peak_kind = state.peak_memory_bytes, state.peak_memory_kind
     summary = Summary(
         model=config.model.name, model_options=config.model.options, data=config.data.name,
         params=sum(p.numel() for p in model.parameters()), epochs=state.epoch, steps=state.step,

@@ -53,11 +53,11 @@ def fit(model: nn.Module, train_data: TrainData, test_data: Split | TensorPair |
     placement = place(tc)
     progress = Progress(tc.progress) if placement.world.is_main else Progress("off")
     torch.manual_seed(tc.seed)
-    memory_reset = reset_peak_memory(placement.device)
+    memory = reset_peak_memory(placement.device)
     run = RunDir(out) if out is not None else None
     with holding(run, placement.world, progress):
         data = prepare_data(dataset, config, placement.device, placement.speed.channels_last)
-        job = Job(run, progress, memory_reset=memory_reset, overwrite=False)
+        job = Job(run, progress, memory=memory, overwrite=False)
         return run_training(config, model, data, placement, job)
 
 

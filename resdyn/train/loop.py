@@ -276,7 +276,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, **options: U
     if not world.is_main:
         progress = Progress("off")
     torch.manual_seed(tc.seed)
-    memory_reset = reset_peak_memory(placement.device)
+    memory = reset_peak_memory(placement.device)
     with holding(run, world, progress):
         # Read (and check) the checkpoint before the data, so that a damaged one is named at once.
         checkpoint = on_main(world, lambda: run.load_checkpoint(map_location="cpu")) if resume else None
@@ -285,7 +285,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, **options: U
         data = load_data(config, placement.device, placement.speed.channels_last)
         model = build_model(config.model.name, data.info.in_channels, data.info.num_classes, **config.model.options)
         job = Job(run, progress, checkpoint, options.get("overwrite", False), options.get("overrides") or [],
-                  options.get("command"), options.get("on_epoch_end"), memory_reset)
+                  options.get("command"), options.get("on_epoch_end"), memory)
         return run_training(config, model, data, placement, job).summary
 
 

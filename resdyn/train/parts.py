@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from resdyn.device import Speed, choose_speed, configure_backends, resolve_device
+from resdyn.device import MemoryMark, Speed, choose_speed, configure_backends, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.runs import Checkpoint, EpochRecord, RunDir
 from resdyn.train.config import Config, TrainConfig
@@ -123,8 +123,8 @@ class Job:
     overrides: list[tuple[str, Any]] = field(default_factory=list)
     command: str | None = None
     on_epoch_end: EpochHook | None = None
-    #: whether the peak memory was reset at the start (the summary's peak is then the run's own)
-    memory_reset: bool = False
+    #: where the peak-memory measurement started (None: not measured from the start)
+    memory: MemoryMark | None = None
     records: list[EpochRecord] = field(default_factory=list)
     #: the best validation epoch's weights and its number, kept here when there is no run folder
     best: tuple[dict[str, torch.Tensor], int] | None = None

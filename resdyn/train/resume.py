@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from resdyn import version as provenance
+from resdyn.device import peak_memory_bytes
 from resdyn.distributed import World
 from resdyn.errors import ResdynError
 from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, TrainState
@@ -140,6 +141,7 @@ def save_epoch(config: Config, parts: Parts, state: TrainState, record: EpochRec
     rng = rng_state(parts.device, parts.world)
     if not parts.world.is_main:
         return
+    state.note_peak_memory(*peak_memory_bytes(parts.device, job.memory))
     if improved:
         run.save_best(parts.scored.state_dict(), state.epoch)
     # Metrics first, then the checkpoint: a kill in between leaves a metrics line that resume drops.

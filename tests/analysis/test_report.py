@@ -314,7 +314,8 @@ def test_the_terminal_table_fits_100_columns_and_keeps_what_matters():
 
 
 def test_memory_against_depth_is_left_out_when_a_figure_is_not_the_runs_own(digits_runs):
-    """Issue 14.11: a process's lifetime max RSS grows across a suite's runs; only a run's own peak is plotted."""
+    """Issue 14.11: a process's lifetime max RSS grows across a suite's runs; only a run's own peak is plotted
+    (issue 29.2: nor a peak measured in a process that trained before)."""
     from resdyn.analysis.plots import memory_depth_plot
 
     report = build_report(digits_runs.values())
@@ -325,6 +326,7 @@ def test_memory_against_depth_is_left_out_when_a_figure_is_not_the_runs_own(digi
     assert memory_depth_plot(series, "peak_rss") is not None
     assert memory_depth_plot(series, "cuda_max_allocated") is not None
     assert memory_depth_plot(series, "process_max_rss") is None
+    assert memory_depth_plot(series, "peak_rss_reused") is None
 
 
 def test_a_folder_of_mean_field_results_is_shown_beside_the_runs(digits_runs, tmp_path, capsys):

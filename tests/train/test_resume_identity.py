@@ -61,3 +61,29 @@ def test_a_resume_after_metrics_were_lost_warns_and_times_epochs_by_the_checkpoi
     summary = RunDir(run).read_summary()
     assert summary.epochs == 3 and [m.epoch for m in RunDir(run).read_metrics()] == [2, 3]
     assert summary.train_time_per_epoch_s == pytest.approx(summary.train_time_s / 3)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_resume_that_only_evaluates_keeps_the_trainings_peak_memory(tmp_path):
+    """Issue 29.2: a run killed after its last epoch's checkpoint, resumed, only evaluates: its summary's peak
+    memory was that evaluation's. The checkpoint now carries the training's peak."""
+    from resdyn.train.config import Config, apply_overrides
+    from resdyn.train.loop import train
+    from resdyn.train.progress import Progress
+
+    config = apply_overrides(Config(), ["model.name=resnet", "model.options.depth=8", "data.name=digits",
+                                        "data.limit_train=64", "train.epochs=1", "train.device=cpu"])
+
+    def killed_after_saving(epoch, record):
+        raise Killed
+
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(config, out, progress=Progress("off"), on_epoch_end=killed_after_saving)
+    trained = RunDir(out).load_checkpoint().state
+    assert trained.peak_memory_bytes > 0 and trained.peak_memory_kind.startswith("peak_rss")
+    summary = train(config, out, resume=True, progress=Progress("off"))
+    assert summary.peak_memory_bytes >= trained.peak_memory_bytes

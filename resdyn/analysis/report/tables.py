@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from resdyn.analysis.plots import MEMORY_KINDS, nfe, number
+from resdyn.analysis.plots import MEMORY_KINDS, OWN_MEMORY_KINDS, nfe, number
 from resdyn.analysis.report.collect import Run
 from resdyn.analysis.tables import human_bytes
 from resdyn.experiment import identity
@@ -226,9 +226,11 @@ def _notes(groups: Sequence[Group], with_paper: bool, with_nfe: bool, with_paper
     if kinds:
         notes.append("Peak memory: " + ", ".join(MEMORY_KINDS.get(k, k) for k in kinds) + "; checkpoint: size of "
                      "checkpoint.pt (weights, optimiser and resume state).")
-        if "process_max_rss" in kinds:
-            notes.append("A process max RSS also holds whatever that process ran before the run (earlier runs of a "
-                         "`resdyn compare`): it is not comparable between runs, and the memory plot is left out.")
+        if set(kinds) - OWN_MEMORY_KINDS:
+            notes.append("A process max RSS, or a peak measured in a process that trained before (several `fit` "
+                         "calls in one notebook), also holds what ran earlier in that process: it is not "
+                         "comparable between runs, and the memory plot is left out. `resdyn train` and "
+                         "`resdyn compare` train each run in a process of its own.")
     devices = sorted({r.summary.device for r in runs if r.summary.device})
     if devices:
         notes.append("Times measured on " + "; ".join(devices) + ".")
