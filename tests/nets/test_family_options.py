@@ -27,7 +27,7 @@ BASE = {
 
 # The toolkit (resdyn.nets.base.Toolkit) and the scheme and noise choices, as every family that declares them.
 TOOLKIT = {"dropout": {"dropout": 0.2}, "field_dropout": {"field_dropout": 0.2}, "init": {"init": "xavier-normal"},
-           "norm": {"norm": "group"}}
+           "norm": {"norm": "group"}, "activation": {"activation": "tanh"}}
 CHOICES = {"noise": {"noise": "gaussian"}, "noise_options": {"noise": "gaussian", "noise_options": {"std": 0.1}},
            "scheme": {"scheme": "rk4"}, "scheme_options": {"scheme": "poly", "scheme_options": {"order": 3}}}
 MEANFIELD = {"width": {"width": 16}, "depth": {"depth": 3}, "activation": {"activation": "relu"},
@@ -46,7 +46,7 @@ NON_DEFAULT = {
     "fractalnet": {"columns": {"columns": 3}, "blocks": {"blocks": 3, "channels": [4, 8, 8]},
                    "channels": {"channels": [4, 16]}, "drop_path_local": {"drop_path_local": 0.5},
                    "global_drop_ratio": {"global_drop_ratio": 0.0}, "dropout": {"dropout": [0.1, 0.2]},
-                   "flat_join": {"flat_join": False}},
+                   "flat_join": {"flat_join": False}, "activation": {"activation": "silu"}},
     "odenet": {"method": {"method": "bosh3"}, "rtol": {"rtol": 1e-2}, "atol": {"atol": 1e-2},
                "step_size": {"method": "rk4", "step_size": 0.5}, "max_steps": {"max_steps": 200},
                "adjoint": {"adjoint": True}, "seminorm": {"adjoint": True, "seminorm": True},
