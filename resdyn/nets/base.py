@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from resdyn.fields import ACTIVATIONS, NORMS, Activation, Norm, dropout_layer, replace_activations, replace_batch_norms
-from resdyn.nets.init import WeightInit, init_network
+from resdyn.nets.init import INIT_STD, WeightInit, check_std, init_network
 from resdyn.registry import Registry
 
 
@@ -96,13 +96,19 @@ class Toolkit:
     #: dropout rate inside every field, before its last convolution (Wide ResNet's place; 0: none)
     field_dropout: float = 0.0
     #: weights: default (the family's reference init: He-normal fan-out convolutions, PyTorch's classifier), or
-    #: he-normal, he-uniform, xavier-normal, xavier-uniform (Glorot) on every convolution and the classifier
+    #: he-normal, he-uniform, xavier-normal, xavier-uniform (Glorot), normal or uniform (variance init_std²) on
+    #: every convolution and the classifier
     init: Literal["default", WeightInit] = "default"
+    #: standard deviation of init = normal or uniform (the lecture's "variance 0.01" is 0.1)
+    init_std: float = INIT_STD
     #: normalisation layer everywhere BatchNorm stands (fields, shortcuts, stem, head): batch, group, layer or none
     norm: Norm = "batch"
     #: nonlinearity everywhere ReLU stands (fields, after each step, stem, head): relu, sigmoid, tanh, leaky-relu,
     #: elu, gelu, silu or softplus
     activation: Activation = "relu"
+
+    def __post_init__(self) -> None:
+        check_std(self.init_std)
 
     def head(self, channels: int, num_classes: int, preact: bool) -> ClassifierHead:
         """The classifier head with the ``dropout`` rate."""
@@ -119,7 +125,7 @@ class Toolkit:
         if self.init == "default":
             default_init(net)
         else:
-            init_network(net, self.init)
+            init_network(net, self.init, self.init_std)
         return net
 
 

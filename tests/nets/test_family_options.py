@@ -27,12 +27,14 @@ BASE = {
 
 # The toolkit (resdyn.nets.base.Toolkit) and the scheme and noise choices, as every family that declares them.
 TOOLKIT = {"dropout": {"dropout": 0.2}, "field_dropout": {"field_dropout": 0.2}, "init": {"init": "xavier-normal"},
-           "norm": {"norm": "group"}, "activation": {"activation": "tanh"}}
+           "norm": {"norm": "group"}, "activation": {"activation": "tanh"},
+           "init_std": {"init": "normal", "init_std": 0.05}}
 CHOICES = {"noise": {"noise": "gaussian"}, "noise_options": {"noise": "gaussian", "noise_options": {"std": 0.1}},
            "scheme": {"scheme": "rk4"}, "scheme_options": {"scheme": "poly", "scheme_options": {"order": 3}}}
 MEANFIELD = {"width": {"width": 16}, "depth": {"depth": 3}, "activation": {"activation": "relu"},
              "alpha": {"activation": "alpha-relu", "alpha": 0.5}, "sigma_w2": {"sigma_w2": 2.0},
-             "sigma_b2": {"sigma_b2": 0.1}, "init": {"init": "he-uniform"}, "image_size": {"image_size": 8}}
+             "sigma_b2": {"sigma_b2": 0.1}, "init": {"init": "he-uniform"}, "image_size": {"image_size": 8},
+             "init_std": {"init": "uniform", "init_std": 0.05}}
 
 # family -> option -> the options that set it away from its default (with what it needs, e.g. a fixed-step
 # method for step_size).
