@@ -132,6 +132,14 @@ class ResNeXtField(nn.Sequential):
         )
 
 
+class DenseField(nn.Sequential):
+    """``s(W x + b)`` on states ``x`` of shape (N, in_features): a fully-connected layer and its nonlinearity, the
+    field of the ``mlp`` family (plain, it is the layer; residual, the branch ``x + s(W x + b)``)."""
+
+    def __init__(self, in_features: int, out_features: int, activation: MakeActivation) -> None:
+        super().__init__(nn.Linear(in_features, out_features), activation())
+
+
 FIELDS: dict[tuple[str, bool], type[nn.Module]] = {
     ("basic", False): BasicField,
     ("basic", True): PreActBasicField,

@@ -97,6 +97,7 @@ def test_an_activation_stands_everywhere_relu_stood(name):
     ("fractalnet", {"columns": 2, "blocks": 2, "channels": [4, 8]}, nn.ELU),
     ("odenet", {"width": 8}, nn.ELU),
     ("odenet-resnet", {"width": 8, "blocks": 1}, nn.ELU),
+    ("mlp", {"widths": [8, 8]}, nn.ELU),
 ])
 def test_every_family_with_a_nonlinearity_takes_the_table(family, options, kind):
     model = build_model(family, 1, 3, activation="elu", **options)

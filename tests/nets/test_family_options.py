@@ -23,6 +23,7 @@ BASE = {
     "odenet-resnet": {"width": 8, "blocks": 1},
     "frn": {"width": 8, "depth": 2, "image_size": 4},
     "rrn": {"width": 8, "depth": 2, "image_size": 4},
+    "mlp": {"widths": [8, 8], "image_size": 4},
 }
 
 # The toolkit (resdyn.nets.base.Toolkit) and the scheme and noise choices, as every family that declares them.
@@ -58,6 +59,9 @@ NON_DEFAULT = {
     "odenet-resnet": {"blocks": {"blocks": 2}, "width": {"width": 16}, "activation": {"activation": "tanh"}},
     "frn": {**MEANFIELD, "sigma_v2": {"sigma_v2": 2.0}, "sigma_a2": {"sigma_a2": 0.1}},
     "rrn": MEANFIELD,
+    "mlp": {"widths": {"widths": [8, 6, 4]}, "residual": {"residual": True}, "activation": {"activation": "relu"},
+            "init": {"init": "he-normal"}, "init_std": {"init": "uniform", "init_std": 0.1},
+            "image_size": {"image_size": 8}},
 }
 
 CASES = [(family, option) for family in sorted(NON_DEFAULT) for option in sorted(NON_DEFAULT[family])]
