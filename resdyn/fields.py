@@ -6,10 +6,9 @@ Fields know nothing of how the state moves; that is the scheme's job (``resdyn.s
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -131,6 +130,14 @@ class ResNeXtField(nn.Sequential):
             conv1x1(inner, out_channels),
             nn.BatchNorm2d(out_channels),
         )
+
+
+class DenseField(nn.Sequential):
+    """``s(W x + b)`` on states ``x`` of shape (N, in_features): a fully-connected layer and its nonlinearity, the
+    field of the ``mlp`` family (plain, it is the layer; residual, the branch ``x + s(W x + b)``)."""
+
+    def __init__(self, in_features: int, out_features: int, activation: MakeActivation) -> None:
+        super().__init__(nn.Linear(in_features, out_features), activation())
 
 
 FIELDS: dict[tuple[str, bool], type[nn.Module]] = {
@@ -281,13 +288,57 @@ class ConcatConv2d(nn.Module):
         return self.conv(torch.cat([time, x], dim=1))
 
 
-Activation = Literal["relu", "softplus", "tanh", "silu"]
-# In-place ReLU on GroupNorm's fresh output (its backward needs only its input), as torchdiffeq's ODEfunc does: the
-# solver calls the field tens of times per batch, and each saved allocation counts. The smooth ones keep their
-# input, which their backward needs.
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": functools.partial(nn.ReLU, inplace=True), "softplus": nn.Softplus, "tanh": nn.Tanh, "silu": nn.SiLU,
+Activation = Literal["relu", "sigmoid", "tanh", "leaky-relu", "elu", "gelu", "silu", "softplus"]
+
+
+class MakeActivation(Protocol):
+    """A nonlinearity's constructor, ``make(inplace)``: ``inplace=True`` asks for one that may overwrite its input,
+    which a caller asks for only where the input is a fresh tensor nothing else reads (a norm's output)."""
+
+    def __call__(self, inplace: bool = False) -> nn.Module: ...
+
+
+def keeps_input(module: Callable[[], nn.Module]) -> MakeActivation:
+    """``module`` as a :class:`MakeActivation` that never works in place: the backward of sigmoid, tanh, GELU, SiLU
+    and softplus needs their input (or PyTorch has no in-place form), and an in-place ELU or leaky ReLU saves
+    little."""
+
+    def make(inplace: bool = False) -> nn.Module:
+        return module()
+
+    return make
+
+
+# Every nonlinearity a family may take, by name: the one table (Fuentes-Pineda's lecture, 2023, and Nielsen's
+# ch. 5 compare saturating and non-saturating ones). PyTorch's defaults: leaky ReLU's slope 0.01, ELU's alpha 1,
+# exact (erf) GELU, softplus with beta 1. ReLU alone works in place where asked (its backward needs only its
+# output's sign), as the reference CIFAR ResNets and torchdiffeq's ODEfunc put it after a norm: every saved
+# allocation counts when an ODE solver calls the field tens of times per batch.
+ACTIVATIONS: dict[str, MakeActivation] = {
+    "relu": nn.ReLU,
+    "sigmoid": keeps_input(nn.Sigmoid),
+    "tanh": keeps_input(nn.Tanh),
+    "leaky-relu": keeps_input(nn.LeakyReLU),
+    "elu": keeps_input(nn.ELU),
+    "gelu": keeps_input(nn.GELU),
+    "silu": keeps_input(nn.SiLU),
+    "softplus": keeps_input(nn.Softplus),
 }
+
+
+def replace_activations(net: nn.Module, make: MakeActivation) -> None:
+    """Put ``make(inplace)`` in place of every ``nn.ReLU`` of ``net`` (in its fields, shortcuts, stem, scheme and
+    head alike), ``inplace`` as the ReLU it replaces.
+
+    The convolutional families are built with ReLU, as the papers' are, and converted, as their norms are
+    (:func:`replace_batch_norms`): the fields and shortcuts keep one constructor, and a sigmoid network is sigmoid
+    everywhere the ResNet is ReLU.
+    """
+    for name, child in net.named_children():
+        if isinstance(child, nn.ReLU):
+            setattr(net, name, make(inplace=child.inplace))
+        else:
+            replace_activations(child, make)
 
 
 class TimeConvField(nn.Module):
@@ -299,19 +350,20 @@ class TimeConvField(nn.Module):
     would mix them; GroupNorm also normalises each sample alone, so the field acts on samples independently.
     75,392 parameters at 64 channels.
 
-    ``activation`` makes ``s``: ReLU as Gładzik 2019, or a smooth one (softplus, tanh, SiLU). ReLU's kinks make ``f``
+    ``activation`` makes ``s``: ReLU as Gładzik 2019, or any of :data:`ACTIVATIONS`, e.g. a smooth one (softplus,
+    tanh, SiLU). ReLU's kinks make ``f``
     only piecewise smooth, which an adaptive solver's error estimate does not see, so its tolerances control the
     adjoint's gradient poorly; a smooth ``s`` restores that control (README, "ODENet field activation").
     """
 
-    def __init__(self, channels: int, activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> None:
+    def __init__(self, channels: int, activation: MakeActivation = nn.ReLU) -> None:
         super().__init__()
         self.norm1 = group_norm(channels)
         self.conv1 = ConcatConv2d(channels, channels)
         self.norm2 = group_norm(channels)
         self.conv2 = ConcatConv2d(channels, channels)
         self.norm3 = group_norm(channels)
-        self.activation = activation()
+        self.activation = activation(inplace=True)  # on GroupNorm's fresh output
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(t, self.activation(self.norm1(x)))
@@ -327,13 +379,13 @@ class PreActGroupNormField(nn.Sequential):
     ``activation`` makes both nonlinearities (ReLU as Gładzik 2019), so that the baseline can use the ODE field's.
     """
 
-    def __init__(self, channels: int, activation: Callable[[], nn.Module] = ACTIVATIONS["relu"]) -> None:
+    def __init__(self, channels: int, activation: MakeActivation = nn.ReLU) -> None:
         super().__init__(
             group_norm(channels),
-            activation(),
+            activation(inplace=True),
             conv3x3(channels, channels),
             group_norm(channels),
-            activation(),
+            activation(inplace=True),
             conv3x3(channels, channels),
         )
 
@@ -347,7 +399,7 @@ class MLPField(nn.Module):
     """
 
     def __init__(self, dim: int, hidden: int = 32, layers: int = 2, time_dependent: bool = True,
-                 activation: type[nn.Module] = nn.ReLU) -> None:
+                 activation: MakeActivation = nn.ReLU) -> None:
         super().__init__()
         self.time_dependent = time_dependent
         widths = [dim + int(time_dependent)] + [hidden] * layers

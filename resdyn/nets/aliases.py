@@ -10,6 +10,7 @@ from typing import Any
 
 _POST = "post-activation basic (He 2015)"
 _LM = "LM-ResNet (Lu et al. 2018), pre-activation, linear two-step scheme"
+_PLAIN = "the same fields without skip connections (He et al. 2015, Fig. 6 left)"
 _POLY = "layout with PolyNet blocks x + F x + F F x (Zhang et al. 2017)"
 
 ALIASES: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -21,6 +22,10 @@ ALIASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "resnet110": ("resnet", {"depth": 110}, f"CIFAR ResNet-110, {_POST}"),
     "resnet164": ("resnet", {"depth": 164}, "CIFAR ResNet-164, pre-activation bottleneck (He 2016)"),
     "resnet1202": ("resnet", {"depth": 1202}, f"CIFAR ResNet-1202, {_POST}"),
+    "plain20": ("resnet", {"depth": 20, "scheme": "plain"}, f"CIFAR plain-20: ResNet-20's layout, {_PLAIN}"),
+    "plain32": ("resnet", {"depth": 32, "scheme": "plain"}, f"CIFAR plain-32: ResNet-32's layout, {_PLAIN}"),
+    "plain44": ("resnet", {"depth": 44, "scheme": "plain"}, f"CIFAR plain-44: ResNet-44's layout, {_PLAIN}"),
+    "plain56": ("resnet", {"depth": 56, "scheme": "plain"}, f"CIFAR plain-56: ResNet-56's layout, {_PLAIN}"),
     "lm-resnet20": ("resnet", {"depth": 20, "scheme": "lm", "preact": True}, f"LM-ResNet-20: {_LM}"),
     "lm-resnet32": ("resnet", {"depth": 32, "scheme": "lm", "preact": True}, f"LM-ResNet-32: {_LM}"),
     "lm-resnet44": ("resnet", {"depth": 44, "scheme": "lm", "preact": True}, f"LM-ResNet-44: {_LM}"),

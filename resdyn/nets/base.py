@@ -15,8 +15,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from resdyn.fields import NORMS, Norm, dropout_layer, replace_batch_norms
-from resdyn.nets.init import WeightInit, init_network
+from resdyn.fields import ACTIVATIONS, NORMS, Activation, Norm, dropout_layer, replace_activations, replace_batch_norms
+from resdyn.nets.init import INIT_STD, WeightInit, check_std, init_network
 from resdyn.registry import Registry
 
 
@@ -83,8 +83,8 @@ class ClassifierHead(nn.Sequential):
 
 @dataclass(frozen=True, kw_only=True)
 class Toolkit:
-    """The regularisation and initialisation options of G. Fuentes-Pineda's lecture (2023), shared by every family
-    built of convolutions, BatchNorm and :class:`ClassifierHead` (resnet, resnext29, revnet).
+    """The regularisation, initialisation and activation options of G. Fuentes-Pineda's lecture (2023), shared by
+    every family built of convolutions, BatchNorm, ReLU and :class:`ClassifierHead` (resnet, resnext29, revnet).
 
     A family's options dataclass inherits these fields; its builder makes the head with :meth:`head`, hands
     ``field_dropout`` to its fields (a rate before each field's last convolution) and ends with :meth:`finish`.
@@ -96,25 +96,36 @@ class Toolkit:
     #: dropout rate inside every field, before its last convolution (Wide ResNet's place; 0: none)
     field_dropout: float = 0.0
     #: weights: default (the family's reference init: He-normal fan-out convolutions, PyTorch's classifier), or
-    #: he-normal, he-uniform, xavier-normal, xavier-uniform (Glorot) on every convolution and the classifier
+    #: he-normal, he-uniform, xavier-normal, xavier-uniform (Glorot), normal or uniform (variance init_std²) on
+    #: every convolution and the classifier
     init: Literal["default", WeightInit] = "default"
+    #: standard deviation of init = normal or uniform (the lecture's "variance 0.01" is 0.1)
+    init_std: float = INIT_STD
     #: normalisation layer everywhere BatchNorm stands (fields, shortcuts, stem, head): batch, group, layer or none
     norm: Norm = "batch"
+    #: nonlinearity everywhere ReLU stands (fields, after each step, stem, head): relu, sigmoid, tanh, leaky-relu,
+    #: elu, gelu, silu or softplus
+    activation: Activation = "relu"
+
+    def __post_init__(self) -> None:
+        check_std(self.init_std)
 
     def head(self, channels: int, num_classes: int, preact: bool) -> ClassifierHead:
         """The classifier head with the ``dropout`` rate."""
         return ClassifierHead(channels, num_classes, preact, self.dropout)
 
     def finish(self, net: nn.Module, default_init: Callable[[nn.Module], None]) -> nn.Module:
-        """``net`` with ``norm`` in place of every BatchNorm, then initialised by ``init`` (``default_init`` for
-        "default"). The norm is converted after building, as PyTorch converts to SyncBatchNorm, so fields,
-        shortcuts, schemes and noise wrappers need no norm parameter."""
+        """``net`` with ``norm`` in place of every BatchNorm and ``activation`` of every ReLU, then initialised by
+        ``init`` (``default_init`` for "default"). Norm and activation are converted after building, as PyTorch
+        converts to SyncBatchNorm, so fields, shortcuts, schemes and noise wrappers need no parameter for them."""
         if self.norm != "batch":
             replace_batch_norms(net, NORMS[self.norm])
+        if self.activation != "relu":
+            replace_activations(net, ACTIVATIONS[self.activation])
         if self.init == "default":
             default_init(net)
         else:
-            init_network(net, self.init)
+            init_network(net, self.init, self.init_std)
         return net
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from resdyn.errors import ConfigError
 from resdyn.fields import FIELDS, ResNeXtField, conv3x3, shortcut
 from resdyn.nets.base import Network, Toolkit, init_he, register_family
-from resdyn.noise import Noise, make_noise
+from resdyn.noise import Noise, StochasticDepth, make_noise
 from resdyn.schemes import Scheme, step_scheme
 from resdyn.typed import build_table
 
@@ -52,10 +52,15 @@ def residual_body(
 ) -> Scheme:
     """``scheme(fields, shortcuts, activation, **scheme_options)`` over fields built by ``make_fields``.
 
-    ``shapes[i] = (in_channels, out_channels, stride)`` of field ``i``, which decides its shortcut. ``noise`` wraps
-    every field; a shape-keeping step of a scheme with several fields per step (Runge-Kutta with ``stage_fields``)
-    gets that many, each wrapped alike.
+    ``shapes[i] = (in_channels, out_channels, stride)`` of field ``i``, which decides its shortcut (none for a scheme
+    without a skip, the plain network, whose fields map the shape themselves). ``noise`` wraps every field; a
+    shape-keeping step of a scheme with several fields per step (Runge-Kutta with ``stage_fields``) gets that many,
+    each wrapped alike.
     """
+    if not scheme.skip and isinstance(noise, StochasticDepth):
+        raise ConfigError(f"stochastic depth drops a field to leave the skip x_(n+1) = x_n, and scheme "
+                          f"{scheme.__name__} has no skip (a dropped field would zero the state): use shake-shake or "
+                          f"gaussian noise, or a residual scheme")
     per_step = scheme.fields_per_step(build_table(scheme.Options, dict(scheme_options), "scheme_options"))
     fields: list[nn.Module] = []
     shortcuts = []
@@ -66,7 +71,7 @@ def residual_body(
             return noise.wrap(make, i, len(make_fields), keeps_shape) if noise is not None else make()
 
         fields.append(nn.ModuleList(one() for _ in range(per_step)) if per_step > 1 and keeps_shape else one())
-        shortcuts.append(shortcut(shortcut_option, c_in, c_out, stride, preact))
+        shortcuts.append(shortcut(shortcut_option, c_in, c_out, stride, preact) if scheme.skip else nn.Identity())
     return scheme(fields, shortcuts, None if preact else nn.ReLU(), **scheme_options)
 
 
@@ -130,6 +135,10 @@ def resnet(o: ResNetOptions, in_channels: int, num_classes: int, scheme: type[Sc
     block = o.block or ("bottleneck" if bottleneck_depth else "basic")
     preact = o.preact if o.preact is not None else bottleneck_depth
     shortcut_option = o.shortcut_option or ("B" if bottleneck_depth else "A")
+    scheme = scheme or step_scheme(o.scheme)
+    if not scheme.skip and o.shortcut_option is not None:
+        raise ConfigError(f"the {scheme.__name__} scheme has no skip connection, so no shortcut: its fields map the "
+                          f"shape themselves; leave shortcut_option unset (got {o.shortcut_option!r})")
     n = blocks_per_stage(o.depth, block)
     field_cls = FIELDS[(block, preact)]
 

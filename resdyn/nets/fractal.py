@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from resdyn.errors import ConfigError
+from resdyn.fields import ACTIVATIONS, Activation, replace_activations
 from resdyn.nets.base import ClassifierHead, Network, register_family
 from resdyn.schemes.fractal import Fractal, FractalBlock
 
@@ -91,6 +92,8 @@ class FractalNetOptions:
     #: the paper's merged n-ary joins (false: the nested binary means of the FIUBA 75.26 report on Lu et al.
     #: 2018, its eq. 11)
     flat_join: bool = True
+    #: the base layers' nonlinearity (relu, the paper's; or any of resdyn.fields.ACTIVATIONS)
+    activation: Activation = "relu"
 
 
 def fractalnet(o: FractalNetOptions, in_channels: int, num_classes: int) -> Network:
@@ -132,6 +135,8 @@ def fractalnet(o: FractalNetOptions, in_channels: int, num_classes: int) -> Netw
         width_in = width
     body = Fractal(fractal_blocks, pools, o.global_drop_ratio)
     net = Network(nn.Identity(), body, ClassifierHead(width_in, num_classes, preact=False))
+    if o.activation != "relu":
+        replace_activations(net, ACTIVATIONS[o.activation])
     init_caffe_xavier(net)
     return net
 

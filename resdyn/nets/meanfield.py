@@ -10,7 +10,8 @@ to ``image_size`` x ``image_size`` first, a no-op at the default 28 for MNIST-li
 
 Initialisation ``"mean-field"`` is the paper's: ``W ~ N(0, σ_w²/N)``, ``V ~ N(0, σ_v²/N)``, ``b ~ N(0, σ_b²)``,
 ``a ~ N(0, σ_a²)`` with ``N`` the width. The talk's comparison uses the usual schemes on ``W`` and ``V`` instead
-(biases zero): He ``Var = 2 / fan_in`` and Xavier/Glorot ``Var = 2 / (fan_in + fan_out)``, normal or uniform.
+(biases zero): He ``Var = 2 / fan_in`` and Xavier/Glorot ``Var = 2 / (fan_in + fan_out)``, normal or uniform, or
+the lecture's fixed variance ``init_std²`` (``normal``, ``uniform``).
 The input and output projections are ``N(0, 1/fan_in)`` with zero bias under every scheme, so the schemes
 differ only in the residual layers.
 """
@@ -26,9 +27,12 @@ import torch
 from torch import nn
 
 from resdyn.errors import ConfigError
+from resdyn.fields import ACTIVATIONS as FIELD_ACTIVATIONS
 from resdyn.nets.base import Network, register_family
-from resdyn.nets.init import WeightInit, fill_weight
+from resdyn.nets.init import INIT_STD, WeightInit, check_std, fill_weight
 
+# The nonlinearities the mean-field theory (resdyn.meanfield.theory) has recurrences for; the others of the table
+# would train, but the curves and maps these nets exist to check could not be drawn for them.
 Activation = Literal["tanh", "relu", "alpha-relu"]
 Init = Literal["mean-field", WeightInit]
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
@@ -51,16 +55,15 @@ class AlphaReLU(nn.Module):
 
 
 def make_activation(name: str, alpha: float) -> nn.Module:
-    """The activation called ``name``; ``alpha`` is used by ``"alpha-relu"`` only."""
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "relu":
-        return nn.ReLU()
+    """The activation called ``name``: α-ReLU with ``alpha``, or tanh and ReLU from the one table of nonlinearities
+    (:data:`resdyn.fields.ACTIVATIONS`)."""
     if name == "alpha-relu":
         if alpha <= 0:
             raise ConfigError(f"alpha-relu needs alpha > 0, got alpha={alpha}")
         return AlphaReLU(alpha)
-    raise ConfigError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    return FIELD_ACTIVATIONS[name]()
 
 
 class FullResidualLayer(nn.Module):
@@ -88,15 +91,16 @@ class ReducedResidualLayer(nn.Module):
         return self.phi(self.w(x)) + x
 
 
-def init_linear(layer: nn.Linear, scheme: str, sigma_weight2: float, sigma_bias2: float) -> None:
+def init_linear(layer: nn.Linear, scheme: str, sigma_weight2: float, sigma_bias2: float, std: float = INIT_STD) -> None:
     """Initialise ``layer`` by ``scheme``: ``"mean-field"`` draws ``N(0, σ_w²/fan_in)`` weights and ``N(0, σ_b²)``
-    biases; He and Xavier draw the weights by their rule and zero the biases."""
+    biases; He, Xavier and the fixed-variance normal and uniform (``std``) draw the weights by their rule and zero
+    the biases."""
     with torch.no_grad():
         if scheme == "mean-field":
             layer.weight.normal_(0.0, math.sqrt(sigma_weight2 / layer.in_features))
             layer.bias.normal_(0.0, math.sqrt(sigma_bias2))
             return
-        fill_weight(layer.weight, scheme)
+        fill_weight(layer.weight, scheme, std)
         layer.bias.zero_()
 
 
@@ -116,6 +120,7 @@ def _network(o: RRNOptions, layer: Callable[[], nn.Module], in_channels: int, nu
     were checked when they were built; the sizes are checked here)."""
     if o.width < 1 or o.depth < 1 or o.image_size < 1:
         raise ConfigError(f"width, depth and image_size must be at least 1, got {o.width}, {o.depth}, {o.image_size}")
+    check_std(o.init_std)
     layers = [layer() for _ in range(o.depth)]
     return residual_classifier(layers, in_channels * o.image_size**2, o.width, num_classes, o.image_size)
 
@@ -143,8 +148,11 @@ class RRNOptions:
     sigma_w2: float = 1.0
     #: variance of b (mean-field init)
     sigma_b2: float = 0.0
-    #: mean-field (the paper's σ's), or He / Xavier, normal or uniform, on the residual layers
+    #: mean-field (the paper's σ's), or He / Xavier (normal or uniform), or normal / uniform of variance init_std²,
+    #: on the residual layers
     init: Init = "mean-field"
+    #: standard deviation of init = normal or uniform
+    init_std: float = INIT_STD
     #: the image is average-pooled to image_size x image_size before it is flattened
     image_size: int = 28
 
@@ -164,8 +172,8 @@ def frn(o: FRNOptions, in_channels: int, num_classes: int) -> Network:
 
     def layer() -> FullResidualLayer:
         full = FullResidualLayer(o.width, make_activation(o.activation, o.alpha))
-        init_linear(full.w, o.init, o.sigma_w2, o.sigma_b2)
-        init_linear(full.v, o.init, o.sigma_v2, o.sigma_a2)
+        init_linear(full.w, o.init, o.sigma_w2, o.sigma_b2, o.init_std)
+        init_linear(full.v, o.init, o.sigma_v2, o.sigma_a2, o.init_std)
         return full
 
     return _network(o, layer, in_channels, num_classes)
@@ -176,7 +184,7 @@ def rrn(o: RRNOptions, in_channels: int, num_classes: int) -> Network:
 
     def layer() -> ReducedResidualLayer:
         reduced = ReducedResidualLayer(o.width, make_activation(o.activation, o.alpha))
-        init_linear(reduced.w, o.init, o.sigma_w2, o.sigma_b2)
+        init_linear(reduced.w, o.init, o.sigma_w2, o.sigma_b2, o.init_std)
         return reduced
 
     return _network(o, layer, in_channels, num_classes)

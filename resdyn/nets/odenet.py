@@ -89,8 +89,8 @@ class ODENetOptions(Solver):
     jacobian: float = 0.0
     #: channels of the state after downsampling
     width: int = WIDTH
-    #: the fields' activation: relu (Gładzik 2019), or a smooth one (softplus, tanh, silu), whose adjoint
-    #: gradients the tolerances control (README: ODENet field activation)
+    #: the fields' activation: relu (Gładzik 2019), or any of resdyn.fields.ACTIVATIONS; a smooth one has adjoint
+    #: gradients the tolerances control (softplus, tanh, silu measured: README, ODENet field activation)
     activation: Activation = "relu"
 
     def solver(self) -> Solver:
@@ -122,7 +122,7 @@ class ODEResNetOptions:
     blocks: int = 4
     #: channels of the state after downsampling
     width: int = WIDTH
-    #: the residual blocks' activation: relu (Gładzik 2019), or the smooth one an ODENet under comparison uses
+    #: the residual blocks' activation: relu (Gładzik 2019), or the one an ODENet under comparison uses
     activation: Activation = "relu"
 
 

@@ -26,6 +26,7 @@ from resdyn.schemes.leapfrog import Leapfrog
 from resdyn.schemes.momentum import Momentum
 from resdyn.schemes.multistep import LinearMultistep
 from resdyn.schemes.ode import ODE
+from resdyn.schemes.plain import Plain
 from resdyn.schemes.poly import Poly
 from resdyn.schemes.reversible import Reversible
 from resdyn.schemes.runge_kutta import RK4, ButcherTableau, Heun, Midpoint, RungeKutta
@@ -40,6 +41,7 @@ SCHEMES.add("midpoint", Midpoint, "explicit midpoint Runge-Kutta: x_{n+1} = x_n 
 SCHEMES.add("heun", Heun, "Heun's Runge-Kutta: x_{n+1} = x_n + (k1 + f(x_n + k1))/2, order 2")
 SCHEMES.add("rk4", RK4, "classical Runge-Kutta: x_{n+1} = x_n + (k1 + 2k2 + 2k3 + k4)/6, order 4")
 SCHEMES.add("leapfrog", Leapfrog, "leapfrog: u_{n+1} = u_{n-1} + f_n(u_n), order 2, reversible (stores no activations)")
+SCHEMES.add("plain", Plain, "no skip: x_{n+1} = f_n(x_n), the plain network of He et al. 2015; no shortcuts, order 0")
 SCHEMES.add("momentum", Momentum, "heavy ball: v_{n+1} = g v_n + (1-g) f_n(x_n), x_{n+1} = x_n + v_{n+1}, order 1")
 
 
@@ -88,5 +90,5 @@ def scheme_name(model: nn.Module) -> str | None:
 
 
 __all__ = ["AB2", "AB3", "ARCHITECTURES", "RK4", "SCHEMES", "AdamsBashforth", "Architecture", "ButcherTableau",
-           "Euler", "Fractal", "Heun", "Leapfrog", "LinearMultistep", "Midpoint", "Momentum", "ODE", "Poly",
+           "Euler", "Fractal", "Heun", "Leapfrog", "LinearMultistep", "Midpoint", "Momentum", "ODE", "Plain", "Poly",
            "Reversible", "RungeKutta", "Scheme", "scheme_name", "stability_region", "step_scheme"]

@@ -39,7 +39,8 @@ class Scheme(nn.Module, ABC):
     Subclasses declare ``order`` (of convergence, as a method for ``dx/dt = f(x)``), ``reversible`` (whether the
     step can be inverted, so backprop need not store activations), ``evaluations`` (field evaluations per step),
     ``Options`` (a dataclass of the scheme's own keyword options, checked by :func:`resdyn.typed.build_table`),
-    ``carries_state`` (whether ``carry`` is the previous state), and implement :meth:`step` and
+    ``carries_state`` (whether ``carry`` is the previous state), ``skip`` (whether the step adds the state: False
+    for the plain network, which takes no shortcuts), and implement :meth:`step` and
     :meth:`characteristic`. ``fields[n]`` is one module, or (a scheme with ``fields_per_step > 1``, e.g.
     Runge-Kutta with a field per stage) an ``nn.ModuleList`` of them.
 
@@ -51,6 +52,7 @@ class Scheme(nn.Module, ABC):
     reversible: ClassVar[bool] = False
     evaluations: ClassVar[int] = 1
     carries_state: ClassVar[bool] = False
+    skip: ClassVar[bool] = True
     Options: ClassVar[type] = NoOptions
 
     def __init__(

@@ -60,8 +60,8 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_unknown_option_lists_valid_options():
-    valid = ("block, dropout, field_dropout, init, noise, noise_options, norm, preact, scheme, scheme_options, "
-             "shortcut_option")
+    valid = ("activation, block, dropout, field_dropout, init, init_std, noise, noise_options, norm, preact, "
+             "scheme, scheme_options, shortcut_option")
     with pytest.raises(ConfigError, match=rf"no option\(s\) depth; valid options: {valid}; 'resnet20' fixes depth"):
         build_model("resnet20", depth=3)
 

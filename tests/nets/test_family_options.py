@@ -23,16 +23,19 @@ BASE = {
     "odenet-resnet": {"width": 8, "blocks": 1},
     "frn": {"width": 8, "depth": 2, "image_size": 4},
     "rrn": {"width": 8, "depth": 2, "image_size": 4},
+    "mlp": {"widths": [8, 8], "image_size": 4},
 }
 
 # The toolkit (resdyn.nets.base.Toolkit) and the scheme and noise choices, as every family that declares them.
 TOOLKIT = {"dropout": {"dropout": 0.2}, "field_dropout": {"field_dropout": 0.2}, "init": {"init": "xavier-normal"},
-           "norm": {"norm": "group"}}
+           "norm": {"norm": "group"}, "activation": {"activation": "tanh"},
+           "init_std": {"init": "normal", "init_std": 0.05}}
 CHOICES = {"noise": {"noise": "gaussian"}, "noise_options": {"noise": "gaussian", "noise_options": {"std": 0.1}},
            "scheme": {"scheme": "rk4"}, "scheme_options": {"scheme": "poly", "scheme_options": {"order": 3}}}
 MEANFIELD = {"width": {"width": 16}, "depth": {"depth": 3}, "activation": {"activation": "relu"},
              "alpha": {"activation": "alpha-relu", "alpha": 0.5}, "sigma_w2": {"sigma_w2": 2.0},
-             "sigma_b2": {"sigma_b2": 0.1}, "init": {"init": "he-uniform"}, "image_size": {"image_size": 8}}
+             "sigma_b2": {"sigma_b2": 0.1}, "init": {"init": "he-uniform"}, "image_size": {"image_size": 8},
+             "init_std": {"init": "uniform", "init_std": 0.05}}
 
 # family -> option -> the options that set it away from its default (with what it needs, e.g. a fixed-step
 # method for step_size).
@@ -46,7 +49,7 @@ NON_DEFAULT = {
     "fractalnet": {"columns": {"columns": 3}, "blocks": {"blocks": 3, "channels": [4, 8, 8]},
                    "channels": {"channels": [4, 16]}, "drop_path_local": {"drop_path_local": 0.5},
                    "global_drop_ratio": {"global_drop_ratio": 0.0}, "dropout": {"dropout": [0.1, 0.2]},
-                   "flat_join": {"flat_join": False}},
+                   "flat_join": {"flat_join": False}, "activation": {"activation": "silu"}},
     "odenet": {"method": {"method": "bosh3"}, "rtol": {"rtol": 1e-2}, "atol": {"atol": 1e-2},
                "step_size": {"method": "rk4", "step_size": 0.5}, "max_steps": {"max_steps": 200},
                "adjoint": {"adjoint": True}, "seminorm": {"adjoint": True, "seminorm": True},
@@ -56,6 +59,9 @@ NON_DEFAULT = {
     "odenet-resnet": {"blocks": {"blocks": 2}, "width": {"width": 16}, "activation": {"activation": "tanh"}},
     "frn": {**MEANFIELD, "sigma_v2": {"sigma_v2": 2.0}, "sigma_a2": {"sigma_a2": 0.1}},
     "rrn": MEANFIELD,
+    "mlp": {"widths": {"widths": [8, 6, 4]}, "residual": {"residual": True}, "activation": {"activation": "relu"},
+            "init": {"init": "he-normal"}, "init_std": {"init": "uniform", "init_std": 0.1},
+            "image_size": {"image_size": 8}},
 }
 
 CASES = [(family, option) for family in sorted(NON_DEFAULT) for option in sorted(NON_DEFAULT[family])]

@@ -110,6 +110,6 @@ def test_bad_options_say_what_is_valid(options, message):
 
 
 def test_unknown_option_lists_valid_options():
-    valid = "blocks, channels, drop_path_local, dropout, flat_join, global_drop_ratio"
+    valid = "activation, blocks, channels, drop_path_local, dropout, flat_join, global_drop_ratio"
     with pytest.raises(ConfigError, match=rf"no option\(s\) depth; valid options: {valid}"):
         build_model("fractalnet20", depth=20)

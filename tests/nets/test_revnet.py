@@ -72,7 +72,7 @@ def test_noise_wraps_every_f_and_g_in_network_order():
 
 
 def test_unknown_option_lists_valid_options():
-    valid = "dropout, field_dropout, init, memory_saving, noise, noise_options, norm"
+    valid = "activation, dropout, field_dropout, init, init_std, memory_saving, noise, noise_options, norm"
     with pytest.raises(ConfigError, match=f"valid options: {valid}"):
         build_model("revnet38", depth=3)
 

@@ -12,7 +12,7 @@ from resdyn import build_model
 from resdyn.analysis.profile import count_parameters
 from resdyn.errors import ConfigError
 from resdyn.fields import NORMS, Norm, norm_groups
-from resdyn.nets.init import WEIGHT_INITS
+from resdyn.nets.init import INIT_STD, WEIGHT_INITS
 from resdyn.schemes import SCHEMES
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm)
@@ -85,7 +85,7 @@ def test_init_draws_every_weight_with_its_schemes_variance(scheme):
         w = m.weight.detach().double()
         fan_in = w[0].numel()
         fan_out = w.shape[0] * w[0][0].numel()
-        variance = 2 / fan_in if scheme.startswith("he") else 2 / (fan_in + fan_out)
+        variance = {"he": 2 / fan_in, "xavier": 2 / (fan_in + fan_out)}.get(scheme.split("-")[0], INIT_STD**2)
         # The sample variance of n draws has relative standard deviation sqrt(2 / n) (normal) or less (uniform).
         assert w.var().item() == pytest.approx(variance, rel=5 * math.sqrt(2 / w.numel())), name
         assert abs(w.mean().item()) < 5 * math.sqrt(variance / w.numel()), name
@@ -171,7 +171,8 @@ def test_every_scheme_trains_a_step_with_every_toolkit_option_on(scheme):
     ("options", "message"),
     [
         ({"init": "glorot-normal"}, r"init: expected one of 'default', 'he-normal', 'he-uniform', 'xavier-normal', "
-                                    r"'xavier-uniform', got 'glorot-normal'"),
+                                    r"'xavier-uniform', 'normal', 'uniform', got 'glorot-normal'"),
+        ({"init": "normal", "init_std": 0.0}, r"init_std is the standard deviation .* must be positive, got 0.0"),
         ({"norm": "instance"}, r"norm: expected one of 'batch', 'group', 'layer', 'none', got 'instance'"),
         ({"dropout": 1.0}, r"dropout rate is a probability in \[0, 1\), got 1.0"),
         ({"field_dropout": -0.1}, r"dropout rate is a probability in \[0, 1\), got -0.1"),
