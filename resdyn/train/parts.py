@@ -18,6 +18,7 @@ from resdyn.distributed import World, join_world, sync_batchnorm
 from resdyn.runs import Checkpoint, EpochRecord, RunDir
 from resdyn.train.config import Config, TrainConfig
 from resdyn.train.optim import build_optimizer, penalised_weights
+from resdyn.train.preempt import StopRequest
 from resdyn.train.progress import Progress
 
 EpochHook = Callable[[int, EpochRecord], None]
@@ -125,6 +126,8 @@ class Job:
     on_epoch_end: EpochHook | None = None
     #: where the peak-memory measurement started (None: not measured from the start)
     memory: MemoryMark | None = None
+    #: the stop signals' request while a training with a folder runs (resdyn.train.preempt), else None
+    stop: StopRequest | None = None
     records: list[EpochRecord] = field(default_factory=list)
     #: the best validation epoch's weights and its number, kept here when there is no run folder
     best: tuple[dict[str, torch.Tensor], int] | None = None
