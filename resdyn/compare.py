@@ -33,12 +33,10 @@ on.
 
 from __future__ import annotations
 
+import datetime
 import json
-import os
 import re
-import subprocess
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,10 +44,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from resdyn.analysis.report import Report, build_report, write_report
-from resdyn.atomic import parse_toml, read_text
+from resdyn.atomic import atomic_write, parse_toml, read_text
 from resdyn.errors import ResdynError
+from resdyn.executors import Executor, Local, Pool, Slurm, Task, recorded_jobs
 from resdyn.recipes import find_recipe
-from resdyn.runs import RunDir, RunError
+from resdyn.runs import Failure, RunDir, RunError
 from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, dump_config, load_config
 from resdyn.train.loop import train
 from resdyn.train.preflight import check_runnable
@@ -243,99 +242,126 @@ def plan(suite: Suite) -> list[tuple[Experiment, Status]]:
 
 def run_suite(suite: Suite, command: str | None = None,
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-              nproc_per_node: int = 1, isolate: bool = True) -> list[Outcome]:
-    """Train what is not finished, in order; an error in one run (a non-finite loss, a run-time error of any
-    kind but an interrupt) fails that experiment only, recorded in its Outcome.
+              nproc_per_node: int = 1, executor: Executor | None = None, isolate: bool = True) -> list[Outcome]:
+    """Train what is not finished; an error in one run (a non-finite loss, a run-time error of any kind but an
+    interrupt) fails that experiment only: recorded in its Outcome and in its folder (failure.json, which the
+    report shows), and the others go on.
 
-    Each run trains in a process of its own (``python -m resdyn train``, or ``torchrun`` with ``nproc_per_node``
-    > 1 processes), so that its figures are its own: a process that trained before holds what that left (its
-    peak memory would count it). Its progress goes to this process's stderr. ``isolate=False`` trains in this
-    process instead (single-process only; the summaries then say their peak memory was measured in a process
-    that trained before)."""
+    Each run trains in a process of its own (``python -m resdyn train --resume-if-present``, or under
+    ``torchrun`` with ``nproc_per_node`` > 1 processes), so that its figures are its own (a process that trained
+    before holds what that left: its peak memory would count it). ``executor`` says where those processes run
+    (:mod:`resdyn.executors`; default one after another here, output passed through). A folder another process
+    is training (its lock held) is left to it. ``isolate=False`` trains in this process instead, one run after
+    another (the summaries then say their peak memory was measured in a process that trained before)."""
     if nproc_per_node < 1:
         raise ConfigError(f"--nproc-per-node must be at least 1, got {nproc_per_node}")
-    if not isolate and nproc_per_node > 1:
-        raise ConfigError("data-parallel runs are launched as processes of their own: isolate=False needs "
-                          "nproc_per_node=1")
+    if not isolate and (nproc_per_node > 1 or executor is not None):
+        raise ConfigError("isolate=False trains in this process: it takes no executor and no nproc_per_node")
     steps = plan(suite)
-    outcomes = []
-    for i, (experiment, state) in enumerate(steps, 1):
-        what = {"done": "finished, skipped", "resume": "resuming", "start": "starting"}[state]
-        log(f"[{i}/{len(steps)}] {experiment.name}: {what}")
-        if state == "done":
-            outcomes.append(Outcome(experiment, "skipped"))
-            continue
-        try:
-            if isolate:
-                _train_in_child(experiment, state, nproc_per_node, command)
-            else:
+    outcomes: dict[str, Outcome] = {}
+    number = {e.name: i for i, (e, _) in enumerate(steps, 1)}
+    tag = {e.name: f"[{number[e.name]}/{len(steps)}] {e.name}" for e, _ in steps}
+    todo: list[tuple[Experiment, Status]] = []
+    for experiment, state in steps:
+        holder = RunDir(experiment.path).holder() if state != "done" else None
+        if state == "done" or holder is not None:
+            log(f"{tag[experiment.name]}: " + ("finished, skipped" if state == "done" else
+                                                f"being trained by another process ({holder}), left to it"))
+            outcomes[experiment.name] = Outcome(experiment, "skipped")
+        else:
+            todo.append((experiment, state))
+    starting = {e.name: state for e, state in todo}
+    if not isolate:
+        for experiment, state in todo:
+            log(f"{tag[experiment.name]}: {'resuming' if state == 'resume' else 'starting'}")
+            try:
                 train(experiment.config, experiment.path, resume=state == "resume", overwrite=state == "start",
                       command=command)
-        except Exception as e:  # noqa: BLE001 - one run's failure is recorded; the suite goes on
-            reason = str(e) if isinstance(e, ResdynError) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, ResdynError):
-                # Not a user error: keep its traceback for whoever debugs it.
-                log("".join(traceback.format_exception(e)).rstrip())
-            log(f"[{i}/{len(steps)}] {experiment.name}: failed: {reason}")
-            outcomes.append(Outcome(experiment, "failed", reason))
-            continue
-        outcomes.append(Outcome(experiment, "resumed" if state == "resume" else "started"))
-    return outcomes
+                outcomes[experiment.name] = _ended(experiment, state, None)
+            except Exception as e:  # noqa: BLE001 - one run's failure is recorded; the suite goes on
+                if not isinstance(e, ResdynError):
+                    log("".join(traceback.format_exception(e)).rstrip())  # not a user error: keep its traceback
+                reason = str(e) if isinstance(e, ResdynError) else f"{type(e).__name__}: {e}"
+                outcomes[experiment.name] = _failed(experiment, reason, command, log, tag)
+    else:
+        executor = executor or Local()
+        tasks = [Task(e.name, _argv(suite, e, command, nproc_per_node, executor), e.path) for e, _ in todo]
+        by_name = {e.name: e for e, _ in todo}
+
+        def started(task: Task) -> None:
+            log(f"{tag[task.name]}: {'resuming' if starting[task.name] == 'resume' else 'starting'}")
+
+        for ended in executor.run(tasks, started):
+            experiment = by_name[ended.task.name]
+            outcomes[experiment.name] = (_ended(experiment, starting[experiment.name], None) if ended.returncode == 0
+                                         else _failed(experiment, ended.error or "failed", command, log, tag))
+    return [outcomes[e.name] for e, _ in steps]
 
 
-class RunFailed(RunError):
-    """A run's process ended with an error (the message is its last ``resdyn: error:`` line)."""
+def _ended(experiment: Experiment, state: Status, error: str | None) -> Outcome:
+    return Outcome(experiment, "resumed" if state == "resume" else "started", error)
 
 
-def _train_in_child(experiment: Experiment, state: Status, nproc_per_node: int, command: str | None) -> None:
-    """Train one experiment in a process of its own: ``python -m resdyn train`` on its config, or with
-    ``nproc_per_node`` > 1 the same under ``torchrun``. Its stderr is passed through as it comes."""
-    experiment.path.mkdir(parents=True, exist_ok=True)
-    launch = [sys.executable, "-m", "resdyn", "train"] if nproc_per_node == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
-        "-m", "resdyn", "train"]
+def _failed(experiment: Experiment, reason: str, command: str | None, log: Callable[[str], None],
+            tag: dict[str, str]) -> Outcome:
+    """Log and record (failure.json in the run folder, which the report shows) a failed run."""
+    log(f"{tag[experiment.name]}: failed: {reason}")
+    when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    RunDir(experiment.path).write_failure(Failure(reason, when, command))
+    return Outcome(experiment, "failed", reason)
+
+
+def _argv(suite: Suite, experiment: Experiment, command: str | None, nproc_per_node: int,
+          executor: Executor) -> list[str]:
+    """The command that trains ``experiment`` into its folder in a process of its own: its config in the suite's
+    ``.suite`` folder, ``--resume-if-present`` (start, resume, or leave a finished run), the suite's command to
+    record; under ``torchrun`` for several processes on this machine (a SLURM job's processes are its tasks)."""
+    config = suite.out / ".suite" / f"{experiment.name}.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(config, lambda f: f.write(dump_config(experiment.config).encode()))
+    launch = [sys.executable, "-m", "resdyn", "train"]
+    if nproc_per_node > 1 and not isinstance(executor, Slurm):
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
+                  "-m", "resdyn", "train"]
+    extra = ["--progress", "lines"] if isinstance(executor, Pool) else []  # interleaved lines, not bars
     record = ["--record-command", command] if command else []
-    with tempfile.TemporaryDirectory() as tmp:
-        if state == "resume":
-            # status() has checked that the folder's config is this experiment's.
-            args = ["--resume", str(experiment.path)]
+    return [*launch, "-c", str(config), "--out", str(experiment.path), "--resume-if-present", *extra, *record]
+
+
+def suite_status(suite: Suite) -> list[tuple[Experiment, str]]:
+    """Each experiment's state in words: finished, being trained (by whom), failed (the error), interrupted
+    (where its checkpoint stands), submitted to SLURM (its job), or not started."""
+    jobs = recorded_jobs(suite.out / ".submitit")
+    rows = []
+    for e in suite.experiments:
+        run = RunDir(e.path)
+        holder = run.holder()
+        failure = run.read_failure()
+        try:
+            summary = run.read_summary()
+        except RunError as error:
+            summary, state = None, f"damaged: {error}"
+        if summary is not None:
+            state = f"done: test accuracy {summary.test_acc:.4f} after {summary.epochs} epochs"
+        elif holder is not None:
+            state = f"running ({holder})"
+        elif failure is not None:
+            state = f"failed ({failure.time}): {failure.error}"
+        elif run.has_checkpoint():
+            s = run.load_checkpoint().state
+            inside = f", batch {s.epoch_batches} of epoch {s.epoch + 1}" if s.epoch_batches else ""
+            state = f"interrupted after epoch {s.epoch}{inside}: the suite's command resumes it"
         else:
-            config = Path(tmp) / "config.toml"
-            config.write_text(dump_config(experiment.config))
-            args = ["-c", str(config), "--out", str(experiment.path), "--overwrite"]
-        returncode, stderr = _passing_stderr_through([*launch, *args, *record])
-    if returncode != 0:
-        errors = [line for line in stderr.splitlines() if "resdyn: error:" in line]
-        last = [line for line in stderr.strip().splitlines() if line.strip()][-1:]
-        raise RunFailed(errors[-1].split("resdyn: error: ", 1)[1] if errors else
-                        f"the run's process exited with {returncode}: {' '.join(last) or 'no output'}")
+            state = "not started"
+        if e.path in jobs and summary is None:
+            state += f" [slurm job {jobs[e.path]}]"
+        rows.append((e, state))
+    return rows
 
 
-def _passing_stderr_through(argv: list[str], keep: int = 1 << 16) -> tuple[int, str]:
-    """Run ``argv`` with its stderr copied to ours as it comes (progress bars included); its exit status and the
-    last ``keep`` bytes of its stderr. An interrupt (Ctrl-C reaches the child too) waits for the child to stop."""
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    ours = getattr(sys.stderr, "buffer", None)
-    tail = b""
-    try:
-        while chunk := os.read(process.stderr.fileno(), 4096):
-            if ours is not None:
-                ours.write(chunk)
-            else:
-                sys.stderr.write(chunk.decode(errors="replace"))
-            sys.stderr.flush()
-            tail = (tail + chunk)[-keep:]
-        return process.wait(), tail.decode(errors="replace")
-    except BaseException:
-        process.wait()
-        raise
-
-
-def report_suite(suite: Suite, outcomes: Sequence[Outcome] = ()) -> tuple[Report, Path, Path]:
-    """The report over every experiment's folder, written to ``<out>/report``; the experiments that failed among
-    ``outcomes`` are named with their error."""
-    failures = {o.experiment.path: o.error or "failed" for o in outcomes if o.action == "failed"}
-    report = build_report([e.path for e in suite.experiments], title=suite.name, failures=failures)
+def report_suite(suite: Suite) -> tuple[Report, Path, Path]:
+    """The report over every experiment's folder, written to ``<out>/report`` (a failed run named with its
+    error, from its folder's failure.json)."""
+    report = build_report([e.path for e in suite.experiments], title=suite.name)
     html_path, md_path = write_report(report, suite.report_dir)
     return report, html_path, md_path

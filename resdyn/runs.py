@@ -23,6 +23,7 @@ import math
 import os
 import re
 import socket
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -246,6 +247,16 @@ class Resume:
     applied: bool = False
 
 
+@dataclass
+class Failure:
+    """Why the last attempt at the run failed, as the process that launched it saw it (``resdyn compare``): the
+    error's last line, when, and the command; removed when the run starts or resumes again."""
+
+    error: str
+    time: str
+    command: str | None = None
+
+
 def _typed(cls: type, data: Mapping[str, Any], where: str, extra: str | None = None) -> Any:
     """``cls`` from a JSON object, types checked; keys beyond the fields go into the free-form table ``extra``."""
     if not isinstance(data, Mapping):
@@ -297,6 +308,7 @@ class RunDir:
     CHECKPOINT = "checkpoint.pt"
     BEST = "best.pt"
     SUMMARY = "summary.json"
+    FAILURE = "failure.json"
     LOCK = "lock"
 
     def __init__(self, path: str | Path) -> None:
@@ -345,6 +357,25 @@ class RunDir:
             path.unlink(missing_ok=True)
             os.close(fd)
 
+    def holder(self) -> str | None:
+        """Who is training in this folder now ("pid N on host, since ..."), or None when no training holds its
+        lock (a lock file left by a dead process holds nothing: the kernel dropped its flock)."""
+        try:
+            fd = os.open(self.file(self.LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return os.pread(fd, 4096, 0).decode(errors="replace").strip() or "a process that left no name"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     # -- creating -------------------------------------------------------------------------------------
     def create(self, config_toml: str, overwrite: bool = False) -> None:
         """Start a new run here: refuse a folder that already holds one unless ``overwrite``."""
@@ -357,7 +388,7 @@ class RunDir:
                     f"{self.path} already holds a run; continue it with `resdyn train --resume {self.path}`, "
                     "choose another --out, or pass --overwrite to start again"
                 )
-        for name in (self.METRICS, self.CHECKPOINT, self.BEST, self.SUMMARY, self.RESUMES):
+        for name in (self.METRICS, self.CHECKPOINT, self.BEST, self.SUMMARY, self.RESUMES, self.FAILURE):
             self.file(name).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
@@ -366,6 +397,7 @@ class RunDir:
         """Continue a run after ``epochs`` finished epochs: drop later metrics and the (now stale) summary."""
         self.truncate_metrics(epochs)
         self.file(self.SUMMARY).unlink(missing_ok=True)
+        self.file(self.FAILURE).unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
         """The config the run was started with (config.toml), as a table."""
@@ -479,6 +511,19 @@ class RunDir:
     def _damaged(self, name: str, why: str) -> RunError:
         return RunError(f"cannot load {self.file(name)}: the file is damaged ({why}). Restore a copy of it, or "
                         f"start the run again with `resdyn train --out {self.path} --overwrite`")
+
+    # -- a failed attempt -----------------------------------------------------------------------------
+    def write_failure(self, failure: Failure) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(dataclasses.asdict(failure), indent=2) + "\n"
+        atomic_write(self.file(self.FAILURE), lambda f: f.write(text.encode()))
+
+    def read_failure(self) -> Failure | None:
+        """Why the last attempt failed, or None (no attempt failed, or the run went on since)."""
+        path = self.file(self.FAILURE)
+        if not path.exists():
+            return None
+        return _typed(Failure, parse_json(read_text(path, RunError), path, RunError), str(path))
 
     # -- summary --------------------------------------------------------------------------------------
     def write_summary(self, summary: Summary) -> None:

@@ -254,10 +254,11 @@ def test_a_run_that_fails_at_run_time_is_recorded_and_the_others_go_on(tmp_path,
     assert [o.action for o in outcomes] == ["started", "failed", "started"]
     assert "[2/3] resnet-oom-seed0: failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in lines
     assert any(line.startswith("Traceback") for line in lines)  # not a user error: its traceback is kept
-    report_suite(suite, outcomes)
+    report_suite(suite)
     md = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "resnet-a" in md and "resnet-c" in md
-    assert "failed in this suite: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB" in md
+    assert "): RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB; the suite's command starts it again" in md
+    assert "resnet-oom-seed0" in md and "failed (" in md
 
 
 def test_each_run_of_a_suite_measures_its_own_peak_memory(tmp_path):

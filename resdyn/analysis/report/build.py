@@ -4,7 +4,7 @@ of the registered providers (:mod:`resdyn.analysis.report.sections`)."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,18 +35,13 @@ class Report:
     extra: list[ReportSection] = field(default_factory=list)
 
 
-def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison",
-                 failures: Mapping[Path, str] | None = None) -> Report:
+def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") -> Report:
     """Read the runs, group them into experiments, and make each dataset's table and figures; a folder that a
-    section provider claims is shown as that provider's sections instead. ``failures``: why runs failed (as
-    ``resdyn compare`` saw them), said beside those folders."""
+    section provider claims is shown as that provider's sections instead."""
     paths = [Path(p) for p in paths]
     claimed = [(p, provider) for p in paths for provider in [provider_of(p)] if provider is not None]
     claimed_paths = {p for p, _ in claimed}
     runs, skipped = read_runs(p for p in paths if p not in claimed_paths)
-    failures = failures or {}
-    skipped = [Skipped(s.path, f"failed in this suite: {failures[s.path]} ({s.reason})") if s.path in failures
-               else s for s in skipped]
     runs, duplicates = unique_runs(runs)
     by_dataset: dict[str, list[Run]] = {}
     for run in runs:

@@ -16,7 +16,7 @@ from typing import Any
 from resdyn.experiment import identity_key
 from resdyn.runs import EpochRecord, RunDir, RunError, Summary
 
-RUN_FILES = (RunDir.CONFIG, RunDir.METRICS, RunDir.CHECKPOINT, RunDir.SUMMARY)
+RUN_FILES = (RunDir.CONFIG, RunDir.METRICS, RunDir.CHECKPOINT, RunDir.SUMMARY, RunDir.FAILURE)
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,11 @@ def read_run(path: Path) -> Run:
     if not path.is_dir():
         raise RunError("not a folder")
     run = RunDir(path)
+    failure = run.read_failure()
+    if failure is not None and not run.file(RunDir.SUMMARY).exists():
+        again = (f"`resdyn train --resume {path}` (or the suite's command) tries again from its checkpoint"
+                 if run.has_checkpoint() else "the suite's command starts it again")
+        raise RunError(f"failed ({failure.time}): {failure.error}; {again}")
     config = run.current_config()
     metrics = run.read_metrics()
     summary = run.read_summary()
