@@ -157,6 +157,10 @@ class TrainConfig:
     tensorboard: bool = False
     #: progress: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "off"
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
+    #: record, every grad_stats_every steps from the first, each layer's (or block's) gradient norms and activation
+    #: RMS into gradstats.jsonl (and TensorBoard): vanishing and exploding gradients (resdyn.train.gradstats)
+    grad_stats: bool = False
+    grad_stats_every: int = 50
 
 
 @dataclass
@@ -208,9 +212,12 @@ class Config:
         if self.train.eval_every > 1 and self.train.early_stop_patience is not None:
             raise ConfigError("train.early_stop_patience counts epochs of validation scores: it needs "
                               f"train.eval_every = 1, got {self.train.eval_every}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "grad_stats_every"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
+        if self.train.grad_stats and self.train.compile:
+            raise ConfigError("train.grad_stats watches each layer's output through forward hooks, which "
+                              "train.compile would trace into the compiled graph: set one of them to false")
         if self.train.recompute_bn is not None and self.train.recompute_bn < 1:
             raise ConfigError(f"train.recompute_bn must be at least 1 image (leave it out to keep the running "
                               f"statistics), got {self.train.recompute_bn}")

@@ -18,6 +18,7 @@ from resdyn.schemes import scheme_name
 from resdyn.train.config import Config
 from resdyn.train.data import Data
 from resdyn.train.evaluate import evaluate, recompute_batchnorm
+from resdyn.train.gradstats import first_to_last
 from resdyn.train.parts import Job, Parts
 from resdyn.train.resume import on_main
 
@@ -99,6 +100,8 @@ def summarise(config: Config, parts: Parts, data: Data, state: TrainState, final
         mult_adds_per_image=mult_adds(copy.deepcopy(final.model), (info.in_channels, *info.image_size)),
         depth=model_depth(config.model.name, config.model.options), world_size=world.size,
         scheme=scheme_name(model), model_metrics=final.metrics,
+        grad_norm_ratio_start=first_to_last(job.grad_stats[0]) if job.grad_stats else None,
+        grad_norm_ratio_end=first_to_last(job.grad_stats[-1]) if job.grad_stats else None,
     )
     if run is not None:
         run.write_summary(summary)

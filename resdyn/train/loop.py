@@ -123,6 +123,7 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     # names the first bad step, because that step is recorded on the device.
     check_every = 1 if device.type == "cpu" else 25
     in_swa = parts.swa is not None and epoch >= tc.swa_start
+    grad_stats = parts.grad_stats
     loader.set_epoch(epoch)
     progressive = config.data.progressive()
     size = progressive.size(epoch, loader.image_size[0]) if progressive is not None else None
@@ -143,6 +144,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
             config.schedule, config.optim.lr, tc.epochs, state.step, steps_per_epoch
         )
         _set_lr(optimizer, lr)
+        if grad_stats is not None:
+            grad_stats.watch(state.step)
         with parts.autocast():
             logits = parts.forward(x)
             loss = parts.criterion(logits.float(), y)
@@ -154,6 +157,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
                 total = total + term
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if grad_stats is not None:
+            grad_stats.record(epoch)  # the gradient as backprop gives it, before clipping
         if tc.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         optimizer.step()
@@ -184,7 +189,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         seen = int(world.sum_(torch.tensor(seen)).item())
     if in_swa:
         parts.swa.update_parameters(model)
-    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time, size)
+    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time, size,
+                      grad_stats.take() if grad_stats is not None else [])
 
 
 def _first_bad_step(first_bad: torch.Tensor, world: World) -> int:
@@ -230,9 +236,10 @@ def run_training(config: Config, model: nn.Module, data: Data, placement: Placem
             if tc.early_stop_patience is not None:
                 stopped_early = state.early_stop.update(getattr(last, tc.early_stop_metric), epoch,
                                                         tc.early_stop_metric == "val_acc", tc.early_stop_patience)
-            save_epoch(config, parts, state, last, job)
+            save_epoch(config, parts, state, last, job, stats.grad_stats)
             if board is not None:
                 board.epoch(last.to_json())
+                board.grad_stats(stats.grad_stats)
             progress.end(_epoch_line(last))
             if job.on_epoch_end is not None:
                 job.on_epoch_end(epoch, last)

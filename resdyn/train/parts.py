@@ -15,8 +15,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from resdyn.device import MemoryMark, Speed, choose_speed, configure_backends, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
-from resdyn.runs import Checkpoint, EpochRecord, RunDir
+from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, RunDir
 from resdyn.train.config import Config, TrainConfig
+from resdyn.train.gradstats import GradStats
 from resdyn.train.optim import build_optimizer, penalised_weights
 from resdyn.train.progress import Progress
 
@@ -59,6 +60,8 @@ class Parts:
     penalised: list[nn.Parameter]
     criterion: nn.Module
     placement: Placement
+    #: the gradient statistics' hooks on the model (train.grad_stats), else None
+    grad_stats: GradStats | None = None
 
     @property
     def device(self) -> torch.device:
@@ -107,7 +110,8 @@ def build_parts(config: Config, model: nn.Module, placement: Placement) -> Parts
             "reduce-overhead" if device.type == "cuda" else "default")
         forward = torch.compile(forward, mode=mode)
     criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
-    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, placement)
+    grad_stats = GradStats(model, tc.grad_stats_every) if tc.grad_stats else None
+    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, placement, grad_stats)
 
 
 @dataclass
@@ -126,6 +130,8 @@ class Job:
     #: where the peak-memory measurement started (None: not measured from the start)
     memory: MemoryMark | None = None
     records: list[EpochRecord] = field(default_factory=list)
+    #: the gradient statistics recorded so far (train.grad_stats)
+    grad_stats: list[GradStatsRecord] = field(default_factory=list)
     #: the best validation epoch's weights and its number, kept here when there is no run folder
     best: tuple[dict[str, torch.Tensor], int] | None = None
 
@@ -141,3 +147,5 @@ class EpochStats:
     time_s: float
     #: the training images' size under progressive resizing (data.progressive_min_size), else None
     image_size: int | None = None
+    #: the epoch's gradient statistics (train.grad_stats)
+    grad_stats: list[GradStatsRecord] = field(default_factory=list)
