@@ -65,6 +65,9 @@ class DataConfig:
     val_fraction: float = 0.0
     limit_train: int | None = None
     limit_test: int | None = None
+    #: std of Gaussian noise added to every training input, in the units the model sees (after normalisation: 1 is
+    #: one standard deviation of the pixels); never in evaluation
+    input_noise: float = 0.0
 
     def progressive(self) -> Progressive | None:
         """The progressive-resizing schedule these fields describe, None when it is off."""
@@ -92,6 +95,9 @@ class OptimConfig:
     #: explicit penalties added to the loss: l1 * sum|w| + l2/2 * sum w^2 over weights (not BN, not biases)
     l1: float = 0.0
     l2: float = 0.0
+    #: std of Gaussian noise added to the weights (those of l1/l2) for each training step's forward and backward
+    #: pass, the clean weights restored exactly before the update; never in evaluation
+    weight_noise: float = 0.0
 
 
 @dataclass
@@ -189,7 +195,8 @@ class Config:
         """Values torch would refuse only once the data has loaded (or never, and train on nonsense)."""
         o, t = self.optim, self.train
         nonnegative = {"optim.weight_decay": o.weight_decay, "optim.momentum": o.momentum, "optim.eps": o.eps,
-                       "optim.l1": o.l1, "optim.l2": o.l2, "schedule.warmup_epochs": self.schedule.warmup_epochs,
+                       "optim.l1": o.l1, "optim.l2": o.l2, "optim.weight_noise": o.weight_noise,
+                       "data.input_noise": self.data.input_noise, "schedule.warmup_epochs": self.schedule.warmup_epochs,
                        "schedule.min_lr": self.schedule.min_lr}
         if t.grad_clip is not None:
             nonnegative["train.grad_clip"] = t.grad_clip

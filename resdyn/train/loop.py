@@ -51,6 +51,7 @@ from resdyn.train.evaluate import EMA_BN_IMAGES, evaluate, evaluate_epoch, predi
 from resdyn.train.finish import choose_final, summarise
 from resdyn.train.optim import lr_at, weight_penalty
 from resdyn.train.parts import EpochHook, EpochStats, Job, Parts, Placement, build_parts, place
+from resdyn.train.perturb import input_noise
 from resdyn.train.progress import Progress
 from resdyn.train.resume import check_same_run, holding, on_main, rank_seed, save_epoch, start_or_resume
 
@@ -123,7 +124,7 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     # names the first bad step, because that step is recorded on the device.
     check_every = 1 if device.type == "cpu" else 25
     in_swa = parts.swa is not None and epoch >= tc.swa_start
-    grad_stats = parts.grad_stats
+    grad_stats, weight_noise = parts.grad_stats, parts.weight_noise
     loader.set_epoch(epoch)
     progressive = config.data.progressive()
     size = progressive.size(epoch, loader.image_size[0]) if progressive is not None else None
@@ -146,8 +147,10 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         _set_lr(optimizer, lr)
         if grad_stats is not None:
             grad_stats.watch(state.step)
+        if weight_noise is not None:
+            weight_noise.add()  # the gradient is taken at the noisy weights
         with parts.autocast():
-            logits = parts.forward(x)
+            logits = parts.forward(input_noise(x, config.data.input_noise))
             loss = parts.criterion(logits.float(), y)
         # DistributedDataParallel averages the processes' gradients; weighting each process's mean loss by its
         # share of the global batch makes that average the gradient of the global batch's mean loss.
@@ -157,6 +160,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
                 total = total + term
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if weight_noise is not None:
+            weight_noise.remove()  # the clean weights back, bit for bit, before the update
         if grad_stats is not None:
             grad_stats.record(epoch)  # the gradient as backprop gives it, before clipping
         if tc.grad_clip is not None:

@@ -19,6 +19,7 @@ from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, RunDir
 from resdyn.train.config import Config, TrainConfig
 from resdyn.train.gradstats import GradStats
 from resdyn.train.optim import build_optimizer, penalised_weights
+from resdyn.train.perturb import WeightNoise
 from resdyn.train.progress import Progress
 
 EpochHook = Callable[[int, EpochRecord], None]
@@ -62,6 +63,8 @@ class Parts:
     placement: Placement
     #: the gradient statistics' hooks on the model (train.grad_stats), else None
     grad_stats: GradStats | None = None
+    #: the noise on the weights for each training step (optim.weight_noise), else None
+    weight_noise: WeightNoise | None = None
 
     @property
     def device(self) -> torch.device:
@@ -111,7 +114,9 @@ def build_parts(config: Config, model: nn.Module, placement: Placement) -> Parts
         forward = torch.compile(forward, mode=mode)
     criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
     grad_stats = GradStats(model, tc.grad_stats_every) if tc.grad_stats else None
-    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, placement, grad_stats)
+    penalised = penalised_weights(model)
+    weight_noise = WeightNoise(penalised, config.optim.weight_noise) if config.optim.weight_noise else None
+    return Parts(model, forward, optimizer, ema, swa, penalised, criterion, placement, grad_stats, weight_noise)
 
 
 @dataclass
