@@ -126,6 +126,9 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 1000
     label_smoothing: float = 0.0
+    #: "torch": eps/k on every class, the true one too (torch's and Szegedy et al. 2016's); "lecture": eps/(k-1) on
+    #: each wrong class and 1 - eps on the true one (Fuentes-Pineda's lecture, 2023), torch's with eps * k/(k-1)
+    label_smoothing_convention: Literal["torch", "lecture"] = "torch"
     grad_clip: float | None = None
     #: exponential moving average of the weights, evaluated instead of the raw weights when set (its BatchNorm
     #: statistics recomputed before every score, over train.recompute_bn training images or 10,000)
@@ -133,6 +136,9 @@ class TrainConfig:
     #: stochastic weight averaging from this epoch on (BN statistics recomputed at the end)
     swa_start: int | None = None
     swa_lr: float | None = None
+    #: Polyak-Ruppert averaging: from the first step of this epoch, the equal-weight mean of the weights after every
+    #: step, kept and scored as SWA's (its BatchNorm statistics recomputed at the end); not with swa_start
+    polyak_start: int | None = None
     #: stop when the validation metric has not improved for this many epochs (needs data.val_fraction > 0)
     early_stop_patience: int | None = None
     early_stop_metric: Literal["val_acc", "val_loss"] = "val_acc"
@@ -222,6 +228,13 @@ class Config:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "grad_stats_every"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
+        if self.train.polyak_start is not None:
+            if self.train.swa_start is not None:
+                raise ConfigError("train.polyak_start and train.swa_start both average the weights (every step from "
+                                  "one, every epoch from the other): set only one")
+            if self.train.polyak_start < 1:
+                raise ConfigError(f"train.polyak_start is the epoch whose first step starts the average (>= 1), got "
+                                  f"{self.train.polyak_start}")
         if self.train.grad_stats and self.train.compile:
             raise ConfigError("train.grad_stats watches each layer's output through forward hooks, which "
                               "train.compile would trace into the compiled graph: set one of them to false")

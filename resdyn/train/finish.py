@@ -37,17 +37,18 @@ class Final:
 
 def choose_final(config: Config, parts: Parts, data: Data, state: TrainState, last: EpochRecord | None,
                  job: Job) -> Final:
-    """The final weights (the EMA's, SWA's, or the best validation epoch's, else the last), their BatchNorm
+    """The final weights (the EMA's, SWA's or Polyak's, or the best validation epoch's, else the last), their BatchNorm
     statistics recomputed where due, scored (unless the last epoch scored these very weights already)."""
     tc = config.train
     model, world = parts.model, parts.world
     final, kind = (parts.ema.module, "ema") if parts.ema is not None else (model, "last")
     # evaluate_epoch recomputed the statistics of the last epoch's weights; other final weights need it here.
     bn_due = tc.recompute_bn is not None and state.epoch < tc.epochs
-    if parts.swa is not None and state.epoch >= tc.swa_start:
+    start, average = (tc.swa_start, "swa") if tc.swa_start is not None else (tc.polyak_start, "polyak")
+    if parts.swa is not None and state.epoch >= start:
         # The average of several weights has no running statistics of its own: always over all training images.
         recompute_batchnorm(parts.swa.module, data.train, parts.autocast, len(data.train.labels), world)
-        final, kind, bn_due = parts.swa.module, "swa", False
+        final, kind, bn_due = parts.swa.module, average, False
     if tc.early_stop_patience is not None:
         best = job.best if job.run is None else on_main(
             world, lambda: job.run.load_best(map_location="cpu") if job.run.file(RunDir.BEST).exists() else None)

@@ -123,7 +123,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     # On a GPU each .item() stalls the pipeline, so the loss is looked at every few steps; the check still
     # names the first bad step, because that step is recorded on the device.
     check_every = 1 if device.type == "cpu" else 25
-    in_swa = parts.swa is not None and epoch >= tc.swa_start
+    in_swa = tc.swa_start is not None and epoch >= tc.swa_start
+    in_polyak = tc.polyak_start is not None and epoch >= tc.polyak_start
     grad_stats, weight_noise = parts.grad_stats, parts.weight_noise
     loader.set_epoch(epoch)
     progressive = config.data.progressive()
@@ -169,6 +170,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         optimizer.step()
         if parts.ema is not None:
             parts.ema.update_parameters(model)
+        if in_polyak:
+            parts.swa.update_parameters(model)  # every step's weights, equally (Polyak and Juditsky 1992)
 
         detached = total.detach()
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step, first_bad)

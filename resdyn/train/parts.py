@@ -19,7 +19,7 @@ from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, RunDir
 from resdyn.train.config import Config, TrainConfig
 from resdyn.train.gradstats import GradStats
 from resdyn.train.optim import build_optimizer, penalised_weights
-from resdyn.train.perturb import WeightNoise
+from resdyn.train.perturb import WeightNoise, smoothed_loss
 from resdyn.train.progress import Progress
 
 EpochHook = Callable[[int, EpochRecord], None]
@@ -102,7 +102,8 @@ def build_parts(config: Config, model: nn.Module, placement: Placement) -> Parts
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
         if tc.ema_decay is not None else None
     )
-    swa = AveragedModel(model) if tc.swa_start is not None else None
+    # Polyak's average of every step keeps SWA's equal-weight running mean, only updated every step.
+    swa = AveragedModel(model) if tc.swa_start is not None or tc.polyak_start is not None else None
     forward: nn.Module = model
     if placement.world.size > 1:
         # Unused parameters are expected: stochastic depth and drop-path skip branches on some steps.
@@ -112,7 +113,7 @@ def build_parts(config: Config, model: nn.Module, placement: Placement) -> Parts
         mode = tc.compile_mode if tc.compile_mode != "auto" else (
             "reduce-overhead" if device.type == "cuda" else "default")
         forward = torch.compile(forward, mode=mode)
-    criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
+    criterion = smoothed_loss(tc)
     grad_stats = GradStats(model, tc.grad_stats_every) if tc.grad_stats else None
     penalised = penalised_weights(model)
     weight_noise = WeightNoise(penalised, config.optim.weight_noise) if config.optim.weight_noise else None

@@ -12,8 +12,9 @@ from torch import nn
 from resdyn.errors import ConfigError
 from resdyn.runs import RunDir
 from resdyn.train.config import Config, apply_overrides
+from resdyn.train.fit import load_run
 from resdyn.train.loop import train
-from resdyn.train.perturb import WeightNoise, input_noise
+from resdyn.train.perturb import WeightNoise, input_noise, smoothed_loss
 from resdyn.train.progress import Progress
 
 QUIET = Progress("off")
@@ -81,7 +82,56 @@ def test_negative_noise_is_refused(override, message):
         mlp_config(override).validate()
 
 
-@pytest.mark.parametrize("extra", [["data.input_noise=0.3"], ["optim.weight_noise=0.05"]])
+@pytest.mark.parametrize("convention, off_target", [("torch", 0.1 / 5), ("lecture", 0.1 / 4)])
+def test_label_smoothing_conventions(convention, off_target):
+    """torch (Szegedy et al. 2016) moves eps/k to every class, the true one too (1 - eps + eps/k on it); the
+    lecture replaces the zeros with eps/(k-1) and the one with 1 - eps (k = 5, eps = 0.01: 0.0025 and 0.99)."""
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
+    config = mlp_config("train.label_smoothing=0.1", f"train.label_smoothing_convention={convention}")
+    target = torch.full((6, 5), off_target)
+    target[torch.arange(6), y] = 1 - off_target * 4
+    expected = -(target * logits.log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(smoothed_loss(config.train)(logits, y), expected)
+    if convention == "lecture":
+        lecture = smoothed_loss(mlp_config("train.label_smoothing=0.01",
+                                           "train.label_smoothing_convention=lecture").train)
+        one_hot = torch.tensor([[0.0025, 0.0025, 0.99, 0.0025, 0.0025]])
+        torch.testing.assert_close(lecture(logits[:1], torch.tensor([2])),
+                                   -(one_hot * logits[:1].log_softmax(1)).sum())
+
+
+def test_polyak_averages_every_step_from_its_epoch_and_is_the_final_model(tmp_path, monkeypatch, one_thread):
+    import resdyn.train.loop as loop
+
+    snapshots = []
+    build = loop.build_parts
+
+    def recording(config, model, placement):
+        parts = build(config, model, placement)
+        parts.optimizer.register_step_post_hook(
+            lambda *_: snapshots.append({k: v.detach().clone() for k, v in parts.model.state_dict().items()}))
+        return parts
+
+    monkeypatch.setattr(loop, "build_parts", recording)
+    summary = train(mlp_config("train.epochs=3", "train.polyak_start=2"), tmp_path, progress=QUIET)
+    steps = 256 // 32
+    assert len(snapshots) == 3 * steps and summary.final_weights == "polyak"
+    loaded = load_run(tmp_path).model.state_dict()
+    for name, value in loaded.items():  # the mean of the weights after each step of epochs 2 and 3
+        torch.testing.assert_close(value, torch.stack([s[name] for s in snapshots[steps:]]).mean(0))
+    assert not torch.equal(loaded["head.weight"], snapshots[-1]["head.weight"])
+
+
+def test_polyak_and_swa_together_are_refused():
+    with pytest.raises(ConfigError, match="train.polyak_start"):
+        mlp_config("train.polyak_start=1", "train.swa_start=1").validate()
+    with pytest.raises(ConfigError, match="train.polyak_start"):
+        mlp_config("train.polyak_start=0").validate()
+
+
+@pytest.mark.parametrize("extra", [["data.input_noise=0.3"], ["optim.weight_noise=0.05"], ["train.polyak_start=1"],
+                                   ["train.label_smoothing=0.1", "train.label_smoothing_convention=lecture"]])
 def test_resume_with_each_regulariser_equals_uninterrupted_run(tmp_path, extra, one_thread):
     config = mlp_config("train.epochs=3", *extra)
     train(config, tmp_path / "straight", progress=QUIET)
