@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from resdyn.analysis.ensembles import EnsembleScore
 from resdyn.data import load_dataset
 from resdyn.runs import RunError
 from resdyn.train.config import Config
@@ -24,18 +24,6 @@ from resdyn.train.fit import load_run
 
 #: the config keys that decide which test images a run is scored on, and how they are shown to the model
 TEST_DATA = ("data.name", "data.test_part", "data.limit_test", "data.resize", "data.crop", "data.eval_crop")
-
-
-@dataclass
-class EnsembleScore:
-    """The ensemble's test accuracy and loss (the mean negative log of its averaged probability of the true class),
-    each member's own accuracy on the same images, and the run folders."""
-
-    runs: list[str]
-    test_images: int
-    test_acc: float
-    test_loss: float
-    member_acc: list[float]
 
 
 def ensemble(paths: Sequence[str | Path], device: str | torch.device = "cpu", data_dir: str | None = None,
@@ -62,7 +50,7 @@ def ensemble(paths: Sequence[str | Path], device: str | torch.device = "cpu", da
             correct += torch.cat([(probs.argmax(2) == y).sum(1), (mean.argmax(1) == y).sum()[None]]).cpu()
     n = len(test.labels)
     return EnsembleScore([str(p) for p in paths], n, correct[-1].item() / n, -log_likelihood.item() / n,
-                         [c / n for c in correct[:-1].tolist()])
+                         [c / n for c in correct[:-1].tolist()], label=first.meta.get("label") or first.model.name)
 
 
 def _check_same_test_data(a: Config, b: Config, path_a: Path, path_b: Path) -> None:
