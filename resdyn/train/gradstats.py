@@ -10,9 +10,12 @@ gradient clipping and the update (the gradient as backprop delivers it). The uni
 - a :class:`~resdyn.nets.base.Network` (stem -> body -> head): the ``stem``; each step of the body, ``fields.N`` for
   a scheme (field ``f_n`` with the parameters of its shortcut ``P_n``: a projection shortcut counts in its step) and
   ``blocks.N`` for an architecture (a RevNet coupling, an ODE block, a fractal block with the transition after it);
-  the ``head``. For the ``mlp`` family that is each fully-connected layer: the stem's, each hidden field's, the
-  classifier.
+  ``body.N`` for a body of layers in a row (the mean-field nets); then ``body`` for the body's own parameters
+  outside its steps (LM-ResNet's ``k_n``), if any; the ``head``. For the ``mlp`` family that is each fully-connected
+  layer: the stem's, each hidden field's, the classifier.
 - any other model: each direct child that holds parameters, in the order they were registered.
+
+A unit without parameters (a FractalNet's empty stem) is left out.
 
 Weights are every parameter not named ``bias`` (a BatchNorm's scale, LM-ResNet's ``k_n``). A unit's output is its
 module's at the unit's last evaluation in the forward pass: for a field, the branch ``f_n(x_n)``, which is the next
@@ -65,9 +68,14 @@ def units(model: nn.Module) -> list[Unit]:
         transitions = getattr(body, "transitions", [None] * len(body.blocks))
         steps = [_unit(f"blocks.{n}", block, block, transition)
                  for n, (block, transition) in enumerate(zip(body.blocks, transitions, strict=True))]
-    else:
-        steps = [_unit("body", body)]
-    return [_unit("stem", model.stem), *steps, _unit("head", model.head)]
+    elif isinstance(body, nn.Sequential):  # layers in a row (the mean-field nets)
+        steps = [_unit(f"body.{n}", layer) for n, layer in enumerate(body)]
+    counted = {id(p) for step in steps for p in step.parameters}
+    rest = [(key, p) for key, p in body.named_parameters() if id(p) not in counted]
+    if rest:  # the body's own coefficients (LM-ResNet's k_n), or a body of no known shape
+        steps.append(Unit("body", body, [p for key, p in rest if not key.endswith("bias")],
+                          [p for key, p in rest if key.endswith("bias")]))
+    return [u for u in (_unit("stem", model.stem), *steps, _unit("head", model.head)) if u.parameters]
 
 
 def _unit(name: str, output: nn.Module, *holders: nn.Module | None) -> Unit:

@@ -81,6 +81,22 @@ def test_units_of_a_resnet_are_stem_steps_head_each_parameter_once():
     assert all(n > 0 for n in record.weight_grad_norm) and all(r > 0 for r in record.activation_rms)
 
 
+@pytest.mark.parametrize("name, options, steps", [
+    ("lm-resnet20", {}, ["fields.0", "fields.8", "body"]),  # the body's own k_n after the steps
+    ("revnet38", {}, ["blocks.0", "blocks.8"]),
+    ("fractalnet20", {}, ["blocks.0", "blocks.4"]),  # no stem: its stem holds no parameters
+    ("odenet", {}, ["blocks.0"]),
+    ("frn", {"depth": 3}, ["body.0", "body.2"]),
+])
+def test_every_family_has_units_in_network_order_each_parameter_once(name, options, steps):
+    model = build_model(name, 3, 10, **options)
+    names = [u.name for u in units(model)]
+    assert all(step in names for step in steps) and names[-1] == "head"
+    assert names.index(steps[0]) <= names.index(steps[-1]) < len(names) - 1
+    counted = [id(p) for u in units(model) for p in u.parameters]
+    assert sorted(counted) == sorted(id(p) for p in model.parameters())
+
+
 def test_a_model_of_ones_own_has_a_unit_per_child_holding_parameters():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(),
                                 torch.nn.Linear(3, 2))
