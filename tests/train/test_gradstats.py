@@ -121,10 +121,15 @@ def test_a_run_records_gradstats_and_its_summary_the_first_to_last_ratio(tmp_pat
     assert summary.grad_norm_ratio_end == pytest.approx(last[0] / last[-1])
 
 
-def test_without_grad_stats_there_is_no_file_and_no_ratio(tmp_path, one_thread):
-    summary = train(mlp_config("train.epochs=1"), tmp_path, progress=QUIET)
-    assert not (tmp_path / RunDir.GRADSTATS).exists()
+def test_without_grad_stats_there_is_no_file_and_no_ratio_and_the_same_training(tmp_path, one_thread):
+    summary = train(mlp_config("train.epochs=1"), tmp_path / "without", progress=QUIET)
+    assert not (tmp_path / "without" / RunDir.GRADSTATS).exists()
     assert summary.grad_norm_ratio_start is None and summary.grad_norm_ratio_end is None
+    watched = train(mlp_config("train.epochs=1", "train.grad_stats=true", "train.grad_stats_every=1"),
+                    tmp_path / "with", progress=QUIET)
+    a, b = RunDir(tmp_path / "without").load_checkpoint().model, RunDir(tmp_path / "with").load_checkpoint().model
+    assert all(torch.equal(a[k], b[k]) for k in a)  # watching changes nothing it watches
+    assert (watched.test_acc, watched.test_loss) == (summary.test_acc, summary.test_loss)
 
 
 def test_resume_with_grad_stats_equals_uninterrupted_run(tmp_path, one_thread):
