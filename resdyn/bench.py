@@ -47,6 +47,7 @@ from resdyn.nets import build_model
 from resdyn.runs import TrainState
 from resdyn.train.config import Config, apply_overrides
 from resdyn.train.loop import Placement, build_parts, train_epoch
+from resdyn.train.parts import Job
 from resdyn.train.progress import Progress
 
 MODELS = ["resnet20", "resnet56", "lm-resnet56", "revnet38", "odenet"]
@@ -136,7 +137,7 @@ class ResdynLoop(Loop):
                               augment=Augment(dc.crop_padding, dc.flip), seed=self.epoch,
                               channels_last=self.speed.channels_last)
         self.epoch += 1
-        stats = train_epoch(self.config, self.parts, loader, self.state, self.epoch, Progress("off"))
+        stats = train_epoch(self.config, self.parts, loader, self.state, self.epoch, Job(None, Progress("off")))
         return stats.images / stats.time_s
 
     def measure(self) -> float:

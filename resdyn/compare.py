@@ -48,14 +48,13 @@ from typing import Any, Literal
 from resdyn.analysis.report import Report, build_report, write_report
 from resdyn.atomic import parse_toml, read_text
 from resdyn.errors import ResdynError
-from resdyn.experiment import differences, flatten
 from resdyn.recipes import find_recipe
 from resdyn.runs import RunDir, RunError
 from resdyn.train.config import Config, ConfigError, apply_overrides, build_table, dump_config, load_config
 from resdyn.train.loop import train
 from resdyn.train.preflight import check_runnable
+from resdyn.train.resume import Status, folder_state
 
-Status = Literal["done", "resume", "start"]
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
@@ -209,23 +208,7 @@ def _resolve(base: dict[str, Any], overrides: Sequence[str], where: str) -> Conf
 def status(experiment: Experiment) -> Status:
     """"done" (summary written), "resume" (checkpoint, no summary) or "start"; a folder holding another
     experiment's run is an error naming the keys that differ."""
-    run = RunDir(experiment.path)
-    try:
-        finished = run.read_summary() is not None
-    except RunError:
-        finished = False  # a corrupt summary: resuming a finished run only re-evaluates it and rewrites it
-    if not finished and not run.has_checkpoint():
-        return "start"
-    stored = Config.from_dict(run.current_config(), str(run.file(RunDir.CONFIG))).to_dict()
-    wanted = experiment.config.to_dict()
-    differ = differences(stored, wanted)
-    if differ:
-        stored, wanted = flatten(stored), flatten(wanted)
-        changes = "; ".join(f"{k}: {stored.get(k, '(unset)')!r} there, {wanted.get(k, '(unset)')!r} here"
-                            for k in differ)
-        raise ConfigError(f"{experiment.path} holds a run of another config ({changes}); delete that folder to run "
-                          "it again, or give the suite another out")
-    return "done" if finished else "resume"
+    return folder_state(RunDir(experiment.path), experiment.config)
 
 
 def check_suite(suite: Suite) -> None:

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 #: config keys that say how a run was executed, not what was run: runs differing only here are one experiment
-RUN_ONLY_KEYS = frozenset({"train.seed", "train.progress", "train.device", "data.dir", "data.download"})
+RUN_ONLY_KEYS = frozenset({"train.seed", "train.progress", "train.device", "data.dir", "data.download",
+                           "train.stop_signals"})
 
 
 def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -72,6 +72,10 @@ class TrainState:
     weights): steps taken, training time, the best test accuracy seen, early stopping, and the code versions
     that trained it (the one that started it, then each different one that resumed it)."""
 
+    #: fields added to checkpoint format 2 since it began (an older checkpoint lacks them)
+    ADDED: ClassVar[tuple[str, ...]] = ("peak_memory_bytes", "peak_memory_kind", "epoch_batches", "epoch_loss_sum",
+                                        "epoch_correct", "epoch_seen", "epoch_time_s")
+
     epoch: int = 0
     step: int = 0
     train_time_s: float = 0.0
@@ -84,6 +88,19 @@ class TrainState:
     #: a resume that only evaluates keeps the training's peak
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None
+
+    #: inside epoch ``epoch + 1``, where a signal stopped the training (:mod:`resdyn.train.preempt`): the batches
+    #: done and their running sums (all 0 at an epoch's end, where every other checkpoint is written)
+    epoch_batches: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_correct: int = 0
+    epoch_seen: int = 0
+    epoch_time_s: float = 0.0
+
+    def end_partial_epoch(self) -> None:
+        """The epoch is complete: no partial epoch to resume."""
+        self.epoch_batches, self.epoch_loss_sum, self.epoch_correct, self.epoch_seen = 0, 0.0, 0, 0
+        self.epoch_time_s = 0.0
 
     def note_peak_memory(self, peak: int, kind: str) -> None:
         """Keep ``peak`` (of ``kind``) when it is above the peak so far."""
@@ -118,9 +135,8 @@ class Checkpoint:
         if data.get("format") == cls.FORMAT:
             early = EarlyStopState(**data["early_stop"])
             names = [f.name for f in dataclasses.fields(TrainState) if f.name != "early_stop"]
-            # Fields added since format 2 began (the peak memory) are absent from older checkpoints: defaults.
-            required = {f.name for f in dataclasses.fields(TrainState) if f.name not in ("peak_memory_bytes",
-                                                                                      "peak_memory_kind")}
+            # Fields added since format 2 began are absent from older checkpoints: they take their defaults.
+            required = {f.name for f in dataclasses.fields(TrainState) if f.name not in TrainState.ADDED}
             state = TrainState(early_stop=early, **{name: data[name] for name in names
                                                     if name in required or name in data})
         else:
@@ -381,12 +397,14 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
 
-    def reopen(self, epochs: int) -> None:
-        """Continue a run after ``epochs`` finished epochs: drop later metrics and gradient statistics, and the (now
-        stale) summary."""
+    def reopen(self, epochs: int, steps: int | None = None) -> None:
+        """Continue a run after ``epochs`` finished epochs and ``steps`` steps (more than those epochs' when it
+        stopped inside the next): drop later metrics, the gradient statistics of the steps not taken (of later
+        epochs when ``steps`` is None), and the (now stale) summary."""
         self.truncate_metrics(epochs)
         if self.file(self.GRADSTATS).exists():
-            kept = [dataclasses.asdict(r) for r in self.read_gradstats() if r.epoch <= epochs]
+            kept = [dataclasses.asdict(r) for r in self.read_gradstats()
+                    if (r.step < steps if steps is not None else r.epoch <= epochs)]
             self._write_jsonl(self.GRADSTATS, kept)
         self.file(self.SUMMARY).unlink(missing_ok=True)
 

@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from resdyn.runs import EpochRecord
 
@@ -149,30 +149,105 @@ def _model_legend(figure: Figure, series: Sequence[Series], extra: Sequence[Line
     figure.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
 
 
-def _epoch_axis(ax: Any) -> None:
+def _epoch_axis(ax: Any, last_epoch: float | None = None) -> None:
+    """Label the x axis "epoch" with whole-number ticks only, spanning epochs 1 to ``last_epoch`` (so that a
+    single epoch is not drawn on an axis from 2.85 to 3.15)."""
     ax.set_xlabel("epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    if last_epoch is not None:
+        pad = max(0.5, 0.03 * (last_epoch - 1))
+        ax.set_xlim(1 - pad, last_epoch + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.grid(True, alpha=0.3)
+
+
+def _last_epoch(*curves: Sequence[tuple[Series, tuple[np.ndarray, ...]]]) -> float | None:
+    epochs = [float(c[0][-1]) for group in curves for _, c in group]
+    return max(epochs) if epochs else None
 
 
 def _curves(series: Sequence[Series], reading: Reading) -> list[tuple[Series, tuple[np.ndarray, ...]]]:
     return [(s, c) for s in series for c in [seed_curve(s.seeds, reading)] if c is not None]
 
 
+#: fewer scored epochs than this and a per-epoch test curve says little: the accuracy figure shows the training
+#: accuracy of every epoch and each model's final test accuracy instead
+FEW_SCORED_EPOCHS = 3
+
+
+def _final_test_acc(s: Series) -> list[float]:
+    """Each seed's last scored test accuracy."""
+    finals = [next((r.test_acc for r in reversed(records) if number(r.test_acc) is not None), None)
+              for records in s.seeds]
+    return [float(a) for a in finals if a is not None]
+
+
+def accuracy_figure(series: Sequence[Series]) -> tuple[Figure, str]:
+    """The accuracy figure and its title. With :data:`FEW_SCORED_EPOCHS` or more scored epochs: test accuracy per
+    epoch. With fewer (``train.eval_every`` scores only the last epoch, as ``make demo`` does): the training
+    accuracy per epoch with the scored test points on it, beside each model's final test accuracy (the mean over
+    seeds ± one standard deviation, and every seed)."""
+    test, train = _curves(series, key("test_acc")), _curves(series, key("train_acc"))
+    if test and max(len(c[0]) for _, c in test) >= FEW_SCORED_EPOCHS:
+        figure = _figure()
+        ax = figure.add_subplot()
+        for s, (epochs, mean, std) in test:
+            _draw_curve(ax, epochs, 100 * mean, 100 * std, s.colour, bounds=(0, 100))
+        _epoch_axis(ax, _last_epoch(test))
+        ax.set_ylabel("test accuracy (%)")
+        _model_legend(figure, [s for s, _ in test])
+        return figure, "Test accuracy per epoch"
+    figure = _figure((11, 4.2))
+    per_epoch, final = figure.subplots(1, 2, width_ratios=(3, 2))
+    for s, (epochs, mean, std) in train:
+        _draw_curve(per_epoch, epochs, 100 * mean, 100 * std, s.colour, bounds=(0, 100))
+    for s, (epochs, mean, _) in test:
+        per_epoch.plot(epochs, 100 * mean, linestyle="none", marker="D", markersize=7, color=s.colour,
+                       markeredgecolor="black", markeredgewidth=0.8)
+    _epoch_axis(per_epoch, _last_epoch(train, test))
+    per_epoch.set_ylabel("accuracy (%)")
+    shown = [s for s in series if _final_test_acc(s)]
+    for i, s in enumerate(shown):
+        values = 100 * np.array(_final_test_acc(s))
+        mean = values.mean()
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        # A dot, not a bar: on an axis that does not start at 0 a bar's length would mislead.
+        final.errorbar(i, mean, yerr=std if std > 0 else None, fmt="o", markersize=10, color=s.colour,
+                       markeredgecolor="black", markeredgewidth=0.8, capsize=6, elinewidth=1.6)
+        if len(values) > 1:
+            final.plot(i + np.linspace(-0.2, 0.2, len(values)), values, linestyle="none", marker="o",
+                       markersize=3.5, color="black")
+    if shown:
+        finals = 100 * np.concatenate([_final_test_acc(s) for s in shown])
+        # Zoomed to the values, as differences of a point or two are what the figure is for; the axis says so.
+        low, high = finals.min(), finals.max()
+        margin = max(1.0, 0.25 * (high - low))
+        final.set_ylim(max(0.0, low - margin), min(100.0, high + margin))
+    final.set_xlim(-0.6, len(shown) - 0.4)
+    final.set_xticks(range(len(shown)), [s.label for s in shown], rotation=30, ha="right", fontsize="small")
+    final.set_ylabel("final test accuracy (%, axis zoomed)")
+    final.grid(True, axis="y", alpha=0.3)
+    styles = [Line2D([], [], color="0.3", linewidth=1.6, label="train (every epoch)"),
+              Line2D([], [], color="0.6", linestyle="none", marker="D", markeredgecolor="black", label="test (scored)")]
+    _model_legend(figure, [s for s in series if any(s is t for t, _ in train + test)], styles)
+    return figure, "Training accuracy per epoch and final test accuracy"
+
+
 def accuracy_plot(series: Sequence[Series]) -> Plot | None:
-    """Test accuracy per epoch."""
-    curves = _curves(series, key("test_acc"))
-    if not curves:
+    """Test accuracy per epoch, or where runs were scored in few epochs, training accuracy per epoch and the final
+    test accuracy per model (:func:`accuracy_figure`)."""
+    if not _curves(series, key("test_acc")) and not _curves(series, key("train_acc")):
         return None
-    figure = _figure()
-    ax = figure.add_subplot()
-    for s, (epochs, mean, std) in curves:
-        _draw_curve(ax, epochs, 100 * mean, 100 * std, s.colour, bounds=(0, 100))
-    _epoch_axis(ax)
-    ax.set_ylabel("test accuracy (%)")
-    _model_legend(figure, [s for s, _ in curves])
-    return Plot("test-accuracy", "Test accuracy per epoch", "Mean over seeds; the band is ± one standard deviation.",
-                _png(figure))
+    figure, title = accuracy_figure(series)
+    if title == "Test accuracy per epoch":
+        caption = "Mean over seeds; the band is ± one standard deviation."
+    else:
+        caption = (f"The runs were scored on the test set in fewer than {FEW_SCORED_EPOCHS} epochs "
+                   "(train.eval_every), too few for a test curve. Left: training accuracy of every epoch (on the "
+                   "augmented training batches; mean over seeds, band ± one standard deviation), with the scored "
+                   "test accuracy as diamonds. Right: each model's final test accuracy, its mean over seeds a large "
+                   "dot with whiskers ± one standard deviation, each seed a small black dot; the axis is zoomed "
+                   "to the values.")
+    return Plot("test-accuracy", title, caption, _png(figure))
 
 
 def loss_plot(series: Sequence[Series]) -> Plot | None:
@@ -190,7 +265,7 @@ def loss_plot(series: Sequence[Series]) -> Plot | None:
             # Plain numbers (0.2, 5) read faster than 2x10^-1.
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(FuncFormatter(_log_minor_label))
-        _epoch_axis(ax)
+        _epoch_axis(ax, _last_epoch(train, test))
         ax.set_ylabel(f"cross-entropy loss (nats, {scale} scale)")
     styles = [Line2D([], [], color="0.3", linestyle="-", label="train"),
               Line2D([], [], color="0.3", linestyle="--", label="test")]
@@ -219,7 +294,7 @@ def lr_plot(series: Sequence[Series]) -> Plot | None:
         for i, (s, (epochs, mean, _)) in enumerate(curves):
             _draw_curve(ax, epochs, mean, np.zeros_like(mean), s.colour, linewidth=1.6 + 1.4 * (len(curves) - 1 - i))
         _model_legend(figure, [s for s, _ in curves])
-    _epoch_axis(ax)
+    _epoch_axis(ax, _last_epoch(curves))
     ax.set_ylabel("learning rate (at the epoch's last step)")
     return Plot("learning-rate", "Learning rate", "The schedule's learning rate at the last step of each epoch.",
                 _png(figure))
@@ -299,7 +374,7 @@ def nfe_plot(series: Sequence[Series]) -> Plot | None:
     for curves, style in ((forward, "-"), (backward, "--")):
         for s, (epochs, mean, std) in curves:
             _draw_curve(ax, epochs, mean, std, s.colour, linestyle=style)
-    _epoch_axis(ax)
+    _epoch_axis(ax, _last_epoch(forward, backward))
     ax.set_ylabel("function evaluations per pass (mean)")
     styles = [Line2D([], [], color="0.3", linestyle="-", label="forward"),
               Line2D([], [], color="0.3", linestyle="--", label="backward")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/MODEL-DATA-seedN)")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    t.add_argument("--resume-if-present", action="store_true",
+                   help="start --out, or resume it when it holds a checkpoint of this same experiment (what a "
+                        "requeued or restarted job runs again); a finished run is left as it is")
+    t.add_argument("--requeue", action="store_true",
+                   help="under SLURM, after a stop signal wrote its checkpoint, requeue this job "
+                        "(scontrol requeue $SLURM_JOB_ID); run the job with --resume-if-present")
     # resdyn compare trains each run in a child process: the command to record is the suite's, not the child's.
     t.add_argument("--record-command", help=argparse.SUPPRESS)
     return t
@@ -81,21 +88,39 @@ def resolve_train_config(args: argparse.Namespace) -> tuple[Config, list[tuple[s
 
 def run(args: argparse.Namespace) -> int:
     from resdyn.train.loop import train
+    from resdyn.train.preempt import EXIT_PREEMPTED, Preempted
+    from resdyn.train.resume import folder_state
 
     if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
         raise ConfigError(f"--resume continues the run in its own folder ({args.resume}), so --out {args.out} would "
                           f"not be used; to fork the run, copy its folder (`cp -r {args.resume} {args.out}`) and "
                           f"resume the copy")
+    if args.resume and args.resume_if_present:
+        raise ConfigError("--resume continues a run with changes; --resume-if-present starts or resumes one "
+                          "experiment as the command gives it: give one of them")
     config, changes = resolve_train_config(args)
     config.validate()
     out = args.resume or args.out or f"runs/{config.model.name}-{config.data.name}-seed{config.train.seed}"
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder: a run folder holds several files; choose another "
                           "--out")
+    resume = bool(args.resume)
+    if args.resume_if_present:
+        state = folder_state(RunDir(out), config)
+        if state == "done":
+            print(f"resdyn: {out} holds this experiment, finished: nothing to train", file=sys.stderr)
+            print(run_table(RunDir(out)))
+            return 0
+        resume = state == "resume"
     try:
-        train(config, out, resume=bool(args.resume), overwrite=args.overwrite,
+        train(config, out, resume=resume, overwrite=args.overwrite or (args.resume_if_present and not resume),
               command=args.record_command or args.command_line,
               overrides=changes if args.resume else None)
+    except Preempted as e:
+        print(f"resdyn: {e}", file=sys.stderr)
+        if args.requeue and e.signal_name != "SIGINT":
+            print(f"resdyn: {requeue()}", file=sys.stderr)
+        return 130 if e.signal_name == "SIGINT" else EXIT_PREEMPTED
     except KeyboardInterrupt:
         print(f"resdyn: interrupted; {_how_to_continue(RunDir(out))}", file=sys.stderr)
         return 130
@@ -103,6 +128,20 @@ def run(args: argparse.Namespace) -> int:
         print(run_table(RunDir(out)))
         print(f"\nresults in {out}/ (config.toml, metrics.jsonl, checkpoint.pt, summary.json)")
     return 0
+
+
+def requeue() -> str:
+    """Put this SLURM job back in the queue (``scontrol requeue $SLURM_JOB_ID``); what happened, in words."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return "--requeue: not a SLURM job (no SLURM_JOB_ID), so nothing was requeued"
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"--requeue: scontrol requeue {job} failed ({e}); requeue the job by hand"
+    if done.returncode != 0:
+        return f"--requeue: scontrol requeue {job} failed: {done.stderr.strip() or done.returncode}"
+    return f"requeued SLURM job {job}; it will resume from the checkpoint (with --resume-if-present)"
 
 
 def _how_to_continue(run: RunDir) -> str:

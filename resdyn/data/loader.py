@@ -108,24 +108,47 @@ class Augment:
         return self.crop, self.crop
 
 
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The random draws of one batch's augmentation: crop offsets (None: no crop) and flips (None: no flip)."""
+
+    dy: torch.Tensor | None
+    dx: torch.Tensor | None
+    flip: torch.Tensor | None
+
+
+def draw_augment(batch: int, height: int, width: int, augment: Augment, generator: torch.Generator,
+                 device: torch.device) -> AugmentDraws:
+    """The draws :func:`augment_batch` makes for a batch of ``batch`` ``height`` x ``width`` images, in its order
+    (so that a loader can skip batches by drawing only)."""
+    p = augment.crop_padding
+    out_height, out_width = augment.output_size(height, width)
+    dy = dx = flip = None
+    if p > 0 or (out_height, out_width) != (height, width):
+        dy = torch.randint(0, height + 2 * p - out_height + 1, (batch,), generator=generator, device=device)
+        dx = torch.randint(0, width + 2 * p - out_width + 1, (batch,), generator=generator, device=device)
+    if augment.flip:
+        flip = torch.rand(batch, generator=generator, device=device) < 0.5
+    return AugmentDraws(dy, dx, flip)
+
+
 def augment_batch(images: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
     """Randomly crop and flip each image of a uint8 batch ``(B, C, H, W)``, all images at once."""
     batch, channels, height, width = images.shape
     device = images.device
     p = augment.crop_padding
     out_height, out_width = augment.output_size(height, width)
-    if p > 0 or (out_height, out_width) != (height, width):
+    draws = draw_augment(batch, height, width, augment, generator, device)
+    if draws.dy is not None and draws.dx is not None:
         padded = F.pad(images, (p, p, p, p))  # zeros: black in pixel space, as torchvision pads
-        dy = torch.randint(0, height + 2 * p - out_height + 1, (batch,), generator=generator, device=device)
-        dx = torch.randint(0, width + 2 * p - out_width + 1, (batch,), generator=generator, device=device)
+        dy, dx = draws.dy, draws.dx
         rows = (dy[:, None] + torch.arange(out_height, device=device))[:, None, :, None]
         cols = (dx[:, None] + torch.arange(out_width, device=device))[:, None, None, :]
         b = torch.arange(batch, device=device)[:, None, None, None]
         c = torch.arange(channels, device=device)[None, :, None, None]
         images = padded[b, c, rows, cols]
-    if augment.flip:
-        flip = torch.rand(batch, generator=generator, device=device) < 0.5
-        images = torch.where(flip[:, None, None, None], images.flip(3), images)
+    if draws.flip is not None:
+        images = torch.where(draws.flip[:, None, None, None], images.flip(3), images)
     return images
 
 
@@ -234,6 +257,12 @@ class DeviceLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches()
+
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches from batch ``start`` on: exactly those an iteration from the first batch yields
+        from there (the skipped batches' random draws are made, and their images never touched), so that a
+        training stopped inside an epoch resumes exactly."""
         generator = torch.Generator(device=self.device)
         generator.manual_seed(epoch_seed(self.seed, self.epoch))
         n = len(self.labels)
@@ -241,8 +270,13 @@ class DeviceLoader:
             order = torch.randperm(n, generator=generator, device=self.device)
         else:
             order = torch.arange(n, device=self.device)
+        height, width = self.images.shape[-2:]
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            if i < start:
+                if self.augment is not None:
+                    draw_augment(len(index), height, width, self.augment, generator, self.device)
+                continue
             x = self.images[index]
             if self.augment is not None:
                 x = augment_batch(x, self.augment, generator)

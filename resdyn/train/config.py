@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,10 @@ class TrainConfig:
     #: RMS into gradstats.jsonl (and TensorBoard): vanishing and exploding gradients (resdyn.train.gradstats)
     grad_stats: bool = False
     grad_stats_every: int = 50
+    #: signals on which a training with a run folder finishes its step, writes a checkpoint of it and exits
+    #: (resdyn.train.preempt): a cluster's warning (SLURM's --signal, SIGUSR1 here) and kill (SIGTERM), and
+    #: Ctrl-C (SIGINT; a second one stops at once); [] leaves every signal's default
+    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGINT"])
 
 
 @dataclass
@@ -215,6 +220,11 @@ class Config:
             raise ConfigError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
         if not 0 <= t.seed < 2**63:
             raise ConfigError(f"train.seed must be in [0, 2**63), torch's seed range; got {t.seed}")
+        catchable = sorted(s.name for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP))
+        unknown = [name for name in t.stop_signals if name not in catchable]
+        if unknown:
+            raise ConfigError(f"train.stop_signals: {', '.join(map(repr, unknown))} is not a signal a process can "
+                              f"catch here; valid: {', '.join(catchable)}")
 
     def validate(self) -> Config:
         """Cross-field checks that the types alone cannot express; returns self."""

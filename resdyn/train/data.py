@@ -120,15 +120,17 @@ def as_dataset(train: Dataset | Split | TensorPair, test: Split | TensorPair | N
     return Dataset(info, train_split, test_split)
 
 
-def shard(loader: DeviceLoader, world: World, train: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-    """This process's part of each of the loader's (global) batches, with the global batch's size.
+def shard(loader: DeviceLoader, world: World, train: bool,
+          start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """This process's part of each of the loader's (global) batches from batch ``start`` on, with the global
+    batch's size.
 
     Every process draws the same global batch (the order and augmentation depend only on seed and epoch) and
     keeps its rank's slice, so the union over ranks is exactly what one process would train on. A last training
     batch too small to give every process an image is dropped (DistributedDataParallel needs every process to
     take every step); evaluation keeps every image.
     """
-    for x, y in loader:
+    for x, y in loader.batches(start):
         n = len(y)
         if world.size > 1:
             if train and n < world.size:

@@ -52,8 +52,9 @@ from resdyn.train.finish import choose_final, summarise
 from resdyn.train.optim import lr_at, weight_penalty
 from resdyn.train.parts import EpochHook, EpochStats, Job, Parts, Placement, build_parts, place
 from resdyn.train.perturb import input_noise
+from resdyn.train.preempt import Preempted, catching
 from resdyn.train.progress import Progress
-from resdyn.train.resume import check_same_run, holding, on_main, rank_seed, save_epoch, start_or_resume
+from resdyn.train.resume import check_same_run, holding, on_main, rank_seed, save_epoch, save_partial, start_or_resume
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
@@ -113,11 +114,13 @@ def check_size(config: Config, parts: Parts, loader: DeviceLoader, size: int, ep
                           f"raise it): {e}") from e
 
 
-def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: TrainState, epoch: int,
-                progress: Progress, board: TensorBoardLog | None = None) -> EpochStats:
-    """One pass over the training set; advances ``state.step`` and ``state.train_time_s``; logs each step's lr
-    to ``board`` when there is one. A non-finite loss raises :class:`NonFiniteLossError` (without advice)."""
-    tc = config.train
+def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: TrainState, epoch: int, job: Job,
+                board: TensorBoardLog | None = None) -> EpochStats:
+    """One pass over the training set (from batch ``state.epoch_batches`` on, where a signal stopped the last
+    one inside this epoch); advances ``state.step`` and ``state.train_time_s``; logs each step's lr to ``board``
+    when there is one. A non-finite loss raises :class:`NonFiniteLossError` (without advice); a stop signal
+    (``job.stop``) a checkpoint of the step reached and :class:`Preempted`."""
+    tc, progress = config.train, job.progress
     model, optimizer, device, world = parts.model, parts.optimizer, parts.device, parts.world
     steps_per_epoch = train_steps(loader, world)
     # On a GPU each .item() stalls the pipeline, so the loss is looked at every few steps; the check still
@@ -134,14 +137,18 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     loader.set_size(size)
     model.train()
     progress.start(f"epoch {epoch}/{tc.epochs}", steps_per_epoch)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    # Resumed inside this epoch: go on from its batch with the sums so far (kept whole on rank 0, which sums them
+    # over the processes when it stopped).
+    start = state.epoch_batches
+    ours = world.is_main
+    loss_sum = torch.tensor(state.epoch_loss_sum if ours else 0.0, device=device)
+    correct = torch.tensor(state.epoch_correct if ours else 0, device=device, dtype=torch.long)
     first_bad = torch.full((), -1, device=device, dtype=torch.long)
-    seen = 0
+    seen = state.epoch_seen if ours else 0
     lr = 0.0
-    epoch_start_step = state.step
-    t0 = time.perf_counter()
-    for batch, (x, y, global_batch) in enumerate(shard(loader, world, train=True)):
+    epoch_start_step = state.step - start
+    t0 = time.perf_counter() - state.epoch_time_s
+    for batch, (x, y, global_batch) in enumerate(shard(loader, world, train=True, start=start), start):
         lr = tc.swa_lr if in_swa and tc.swa_lr is not None else lr_at(
             config.schedule, config.optim.lr, tc.epochs, state.step, steps_per_epoch
         )
@@ -186,6 +193,11 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
             if bad >= 0:
                 raise NonFiniteLossError(bad, epoch, bad - epoch_start_step + 1)
             progress.update(batch + 1, detached.item())
+            stop = job.stop.agreed(world, device) if job.stop is not None else None
+            if stop is not None and batch < steps_per_epoch - 1:
+                _stop_inside_epoch(config, parts, state, job, (batch + 1, loss_sum, correct, seen, t0))
+                raise Preempted(stop, state.step, epoch, batch + 1, str(job.run.path if job.run else ""))
+    state.end_partial_epoch()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     epoch_time = time.perf_counter() - t0
@@ -199,6 +211,23 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         parts.swa.update_parameters(model)
     return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time, size,
                       grad_stats.take() if grad_stats is not None else [])
+
+
+def _stop_inside_epoch(config: Config, parts: Parts, state: TrainState, job: Job,
+                       progress: tuple[int, torch.Tensor, torch.Tensor, int, float]) -> None:
+    """Keep the step reached inside an epoch: ``progress`` = (batches done, loss sum, correct, images seen, the
+    epoch's start time) into ``state``, summed over the processes onto rank 0, then the checkpoint."""
+    batches, loss_sum, correct, seen, t0 = progress
+    world = parts.world
+    if parts.device.type == "cuda":
+        torch.cuda.synchronize(parts.device)
+    if world.size > 1:
+        world.sum_(loss_sum)
+        world.sum_(correct)
+        seen = int(world.sum_(torch.tensor(seen, device=parts.device)).item())
+    state.epoch_batches, state.epoch_loss_sum, state.epoch_correct = batches, loss_sum.item(), int(correct.item())
+    state.epoch_seen, state.epoch_time_s = seen, time.perf_counter() - t0
+    save_partial(config, parts, state, job, parts.grad_stats.take() if parts.grad_stats is not None else [])
 
 
 def _first_bad_step(first_bad: torch.Tensor, world: World) -> int:
@@ -230,11 +259,13 @@ def run_training(config: Config, model: nn.Module, data: Data, placement: Placem
         board = None
         if tc.tensorboard and world.is_main and job.run is not None:
             board = holding_board.enter_context(TensorBoardLog(job.run.path, steps_done=state.step))
+        if job.run is not None and tc.stop_signals:
+            job.stop = holding_board.enter_context(catching(tuple(tc.stop_signals)))
         stopped_early = False
         last: EpochRecord | None = None
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             try:
-                stats = train_epoch(config, parts, data.train, state, epoch, progress, board)
+                stats = train_epoch(config, parts, data.train, state, epoch, job, board)
             except NonFiniteLossError as e:
                 raise e.advised(_advice(job.run, checkpointed=state.epoch > 0)) from None
             last = evaluate_epoch(config, parts, data, stats, epoch, state.step)
@@ -251,6 +282,9 @@ def run_training(config: Config, model: nn.Module, data: Data, placement: Placem
             progress.end(_epoch_line(last))
             if job.on_epoch_end is not None:
                 job.on_epoch_end(epoch, last)
+            stop = job.stop.agreed(world, parts.device) if job.stop is not None else None
+            if stop is not None and epoch < tc.epochs and not stopped_early:
+                raise Preempted(stop, state.step, epoch, train_steps(data.train, world), str(job.run.path))
             if stopped_early:
                 progress.message(f"early stop: {tc.early_stop_metric} has not improved for "
                                  f"{tc.early_stop_patience} epochs (best at epoch {state.early_stop.best_epoch})")

@@ -20,6 +20,7 @@ from resdyn.train.config import Config, TrainConfig
 from resdyn.train.gradstats import GradStats
 from resdyn.train.optim import build_optimizer, penalised_weights
 from resdyn.train.perturb import WeightNoise, smoothed_loss
+from resdyn.train.preempt import StopRequest
 from resdyn.train.progress import Progress
 
 EpochHook = Callable[[int, EpochRecord], None]
@@ -135,6 +136,8 @@ class Job:
     on_epoch_end: EpochHook | None = None
     #: where the peak-memory measurement started (None: not measured from the start)
     memory: MemoryMark | None = None
+    #: the stop signals' request while a training with a folder runs (resdyn.train.preempt), else None
+    stop: StopRequest | None = None
     records: list[EpochRecord] = field(default_factory=list)
     #: the gradient statistics recorded so far (train.grad_stats)
     grad_stats: list[GradStatsRecord] = field(default_factory=list)

@@ -7,14 +7,15 @@ import copy
 import datetime
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from resdyn import version as provenance
 from resdyn.device import peak_memory_bytes
 from resdyn.distributed import World
-from resdyn.errors import ResdynError
+from resdyn.errors import ConfigError, ResdynError
+from resdyn.experiment import differences, flatten
 from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, Resume, RunDir, RunError, TrainState
 from resdyn.train.config import Config, dump_config
 from resdyn.train.parts import Job, Parts
@@ -78,6 +79,32 @@ def check_same_run(stored: Mapping[str, Any], config: Config, run: RunDir) -> No
                        f"(`cp -r {run.path} NEW`) only to change how it trains")
 
 
+#: what a folder holds for an experiment: its finished run, a run to resume, or nothing of it yet
+Status = Literal["done", "resume", "start"]
+
+
+def folder_state(run: RunDir, config: Config) -> Status:
+    """"done" (a summary), "resume" (a checkpoint, no summary) or "start" (neither: a fresh folder, or one whose
+    run never saved an epoch) for the experiment ``config`` in ``run``; a folder holding another experiment's run
+    is a ConfigError naming the keys that differ (:func:`resdyn.experiment.differences`)."""
+    try:
+        finished = run.read_summary() is not None
+    except RunError:
+        finished = False  # a corrupt summary: resuming a finished run only re-evaluates it and rewrites it
+    if not finished and not run.has_checkpoint():
+        return "start"
+    stored = Config.from_dict(run.current_config(), str(run.file(RunDir.CONFIG))).to_dict()
+    wanted = config.to_dict()
+    differ = differences(stored, wanted)
+    if differ:
+        stored, wanted = flatten(stored), flatten(wanted)
+        changes = "; ".join(f"{k}: {stored.get(k, '(unset)')!r} there, {wanted.get(k, '(unset)')!r} here"
+                            for k in differ)
+        raise ConfigError(f"{run.path} holds a run of another config ({changes}); delete that folder to run it "
+                          "again, or choose another out")
+    return "done" if finished else "resume"
+
+
 def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
     """A new run (config.toml written, when there is a folder), or the job's checkpoint restored into ``parts``
     (the resume and its overrides recorded in the folder); rank 0 writes the folder."""
@@ -109,7 +136,7 @@ def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
                 f"{run.file(RunDir.METRICS)} holds {len(kept)} of the {state.epoch} epoch(s) the checkpoint has "
                 "trained (the file was cut or deleted): the run goes on, but its curves and per-epoch figures "
                 "lack the missing epochs")
-        run.reopen(state.epoch)
+        run.reopen(state.epoch, state.step)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         run.add_resume(Resume(state.epoch, job.command, [list(o) for o in job.overrides], config.to_dict(), started))
         return run.read_metrics(), run.read_gradstats()
@@ -124,7 +151,8 @@ def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
         job.progress.message(f"resuming with {world.size} process(es) a run last trained with {state.world_size}")
     state.versions = state.versions if state.versions[-1] == version else [*state.versions, version]
     state.world_size = world.size
-    job.progress.message(f"resuming {run.path} after epoch {state.epoch}")
+    inside = f", batch {state.epoch_batches} of epoch {state.epoch + 1}" if state.epoch_batches else ""
+    job.progress.message(f"resuming {run.path} after epoch {state.epoch}{inside}")
     return state
 
 
@@ -143,13 +171,34 @@ def save_epoch(config: Config, parts: Parts, state: TrainState, record: EpochRec
     rng = rng_state(parts.device, parts.world)
     if not parts.world.is_main:
         return
-    state.note_peak_memory(*peak_memory_bytes(parts.device, job.memory))
     if improved:
         run.save_best(parts.scored.state_dict(), state.epoch)
     # Metrics first, then the checkpoint: a kill in between leaves a metrics line that resume drops.
     if grad_stats:
         run.append_gradstats(grad_stats)
     run.append_metrics(record)
+    _save_checkpoint(config, parts, state, job, rng)
+
+
+def save_partial(config: Config, parts: Parts, state: TrainState, job: Job,
+                 grad_stats: Sequence[GradStatsRecord] = ()) -> None:
+    """Keep a moment inside an epoch (``state.epoch_batches`` and the running sums set): the gradient statistics of
+    its steps so far and the checkpoint, with no metrics line (the epoch has none yet); rank 0 writes them."""
+    assert job.run is not None, "a moment inside an epoch is kept only in a run folder"
+    job.grad_stats += grad_stats
+    rng = rng_state(parts.device, parts.world)
+    if parts.world.is_main:
+        if grad_stats:
+            job.run.append_gradstats(grad_stats)
+        _save_checkpoint(config, parts, state, job, rng)
+
+
+def _save_checkpoint(config: Config, parts: Parts, state: TrainState, job: Job, rng: dict[str, torch.Tensor]) -> None:
+    """The checkpoint (rank 0, a run folder): the state with the training's peak memory so far, weights,
+    optimiser, averages, RNG states and config; the last resume's overrides now describe the weights."""
+    run = job.run
+    assert run is not None
+    state.note_peak_memory(*peak_memory_bytes(parts.device, job.memory))
     run.save_checkpoint(Checkpoint(
         copy.deepcopy(state), parts.model.state_dict(), parts.optimizer.state_dict(),
         parts.ema.state_dict() if parts.ema is not None else None,

@@ -66,3 +66,41 @@ def test_report_renders_in_chromium(digits_runs, tmp_path, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / ".gitignore").write_text("*\n")  # the folder ignores itself: artifacts are never committed
     shutil.copy(screenshot, ARTIFACTS / "report.png")
+
+
+def test_runs_scored_once_read_in_the_browser(digits_runs, tmp_path, browser):
+    """Issue 29.13: `make demo` scores only the last epoch, and its first figure was lone dots on an x-axis from
+    2.85 to 3.15. Runs whose metrics hold one scored epoch (train.eval_every = epochs) get the training accuracy
+    per epoch and the final accuracy per model; the screenshot shows every model's colour in quantity."""
+    import json
+
+    import matplotlib.colors
+    import matplotlib.image
+    import numpy as np
+
+    folders = []
+    for name, path in digits_runs.items():
+        copy = tmp_path / "runs" / name
+        shutil.copytree(path, copy)
+        lines = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+        for record in lines[:-1]:  # scored only after the last epoch
+            record["test_acc"] = record["test_loss"] = None
+        (copy / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        folders.append(copy)
+    report = build_report(folders, title="scored once")
+    html_path, _ = write_report(report, tmp_path / "report")
+    browser.get(html_path.as_uri())
+    titles = browser.execute_script("return [...document.images].map(i => i.alt)")
+    assert titles[0] == "Training accuracy per epoch and final test accuracy", titles
+    first = browser.find_element("css selector", "figure img")
+    browser.set_window_size(WIDTH, 2000)
+    screenshot = tmp_path / "accuracy.png"
+    assert first.screenshot(str(screenshot))
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")
+    shutil.copy(screenshot, ARTIFACTS / "report-scored-once-accuracy.png")
+    image = matplotlib.image.imread(screenshot)[..., :3]
+    table = report.sections[0].table
+    for row, colour in zip(table.rows, table.colours, strict=True):
+        target = np.array(matplotlib.colors.to_rgb(colour))
+        assert (np.abs(image - target).max(-1) < 0.03).sum() > 300, row[0]

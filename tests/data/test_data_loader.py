@@ -169,3 +169,22 @@ def test_cuda_batches_stay_on_the_device() -> None:
     loader = DeviceLoader(toy_split(), INFO, 8, device="cuda", shuffle=True, augment=Augment())
     x, y = next(iter(loader))
     assert x.is_cuda and y.is_cuda and math.isfinite(float(x.sum()))
+
+
+@pytest.mark.parametrize("augment", [None, Augment(), Augment(crop_padding=0, flip=True), Augment(flip=False)])
+def test_an_epoch_started_at_a_batch_yields_exactly_its_tail(augment):
+    """A training stopped inside an epoch resumes from batch k with the very batches (order and augmentation)
+    an uninterrupted epoch would train on from there."""
+    from resdyn.data import DatasetInfo, DeviceLoader, Split
+
+    images = torch.randint(0, 256, (37, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (37,))
+    info = DatasetInfo("toy", 3, 1, (8, 8), (0.5,), (0.25,), ("a", "b", "c"))
+    loader = DeviceLoader(Split(images, labels), info, 5, shuffle=True, augment=augment, seed=3)
+    loader.set_epoch(2)
+    whole = list(loader)
+    for start in (0, 1, 4, len(whole) - 1, len(whole)):
+        tail = list(loader.batches(start))
+        assert len(tail) == len(whole) - start
+        for (x, y), (wx, wy) in zip(tail, whole[start:], strict=True):
+            assert torch.equal(x, wx) and torch.equal(y, wy)

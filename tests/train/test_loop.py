@@ -193,8 +193,8 @@ def test_progressive_resizing_trains_on_smaller_images_and_scores_full_size_ones
 
     seen = []
 
-    def recording(loader, world, train):
-        for x, y, n in shard(loader, world, train):
+    def recording(loader, world, train, start=0):
+        for x, y, n in shard(loader, world, train, start):
             seen.append((train, x.shape[-1]))
             yield x, y, n
 

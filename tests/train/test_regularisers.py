@@ -153,3 +153,29 @@ def test_resume_with_each_regulariser_equals_uninterrupted_run(tmp_path, extra, 
     assert untimed == [dataclasses.replace(r, epoch_time_s=0, eval_time_s=0, images_per_s=0)
                        for r in b.read_metrics()]
     assert a.read_summary().test_acc == b.read_summary().test_acc
+
+
+def test_a_stop_inside_an_epoch_with_every_new_option_resumes_bit_for_bit(tmp_path, monkeypatch, one_thread):
+    """A stop signal inside epoch 2 (resdyn.train.preempt), with gradient statistics, input and weight noise, Polyak
+    averaging and the lecture's smoothing on: the resumed run ends with the straight run's weights, average and
+    gradient statistics."""
+    from test_preempt import signal_at_step
+
+    from resdyn.train.preempt import Preempted
+
+    config = mlp_config("train.epochs=3", "train.grad_stats=true", "train.grad_stats_every=3", "data.input_noise=0.2",
+                        "optim.weight_noise=0.02", "train.polyak_start=1", "train.label_smoothing=0.1",
+                        "train.label_smoothing_convention=lecture")
+    train(config, tmp_path / "straight", progress=QUIET)
+    signal_at_step(monkeypatch, 8 + 5)  # 8 steps an epoch: batch 5 of epoch 2
+    with pytest.raises(Preempted):
+        train(config, tmp_path / "stopped", progress=QUIET)
+    assert RunDir(tmp_path / "stopped").load_checkpoint().state.epoch_batches == 5
+    monkeypatch.undo()
+    train(config, tmp_path / "stopped", resume=True, progress=QUIET)
+    a, b = RunDir(tmp_path / "straight"), RunDir(tmp_path / "stopped")
+    ca, cb = a.load_checkpoint(), b.load_checkpoint()
+    assert all(torch.equal(ca.model[k], cb.model[k]) for k in ca.model)
+    assert all(torch.equal(ca.swa[k], cb.swa[k]) for k in ca.swa)
+    assert a.read_gradstats() == b.read_gradstats()
+    assert a.read_summary().test_acc == b.read_summary().test_acc
