@@ -3,6 +3,7 @@
     config.toml     the config the run was started with (never rewritten by a resume)
     resumes.jsonl   one :class:`Resume` per ``--resume``: its command, its overrides and the config it trained
     metrics.jsonl   one :class:`EpochRecord` per finished epoch
+    gradstats.jsonl one :class:`GradStatsRecord` per recorded step (only with ``train.grad_stats``)
     checkpoint.pt   a :class:`Checkpoint`: everything needed to resume, replaced atomically after every epoch
     best.pt         model weights at the best validation score (only with early stopping)
     summary.json    a :class:`Summary`, written when the run finishes
@@ -178,6 +179,35 @@ class EpochRecord:
 
 
 @dataclass
+class GradStatsRecord:
+    """One line of gradstats.jsonl: a training step's gradient statistics (``train.grad_stats``), one value per
+    unit of the network in network order (``layers``, see :mod:`resdyn.train.gradstats`): the norm of the loss's
+    gradient with respect to the unit's weights (every parameter not named ``bias``) and to its biases (None for a
+    unit without any), and the RMS of the unit's output, all measured on the step's batch before the update."""
+
+    epoch: int
+    step: int
+    layers: list[str]
+    weight_grad_norm: list[float]
+    bias_grad_norm: list[float | None]
+    #: None where the unit's module gave no tensor
+    activation_rms: list[float | None]
+
+    @property
+    def grad_norm(self) -> list[float]:
+        """The norm of each unit's whole gradient (weights and biases together)."""
+        return [math.hypot(w, b or 0.0) for w, b in zip(self.weight_grad_norm, self.bias_grad_norm, strict=True)]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> GradStatsRecord:
+        record = _typed(cls, data, where)
+        lengths = {len(getattr(record, f.name)) for f in dataclasses.fields(cls) if f.name not in ("epoch", "step")}
+        if len(lengths) > 1:
+            raise RunError(f"{where} is corrupt: its lists have different lengths ({sorted(lengths)})")
+        return record
+
+
+@dataclass
 class Summary:
     """summary.json: a finished run. Fields after ``command`` are optional: a summary.json without them reads
     them as unknown (None). ``model_metrics`` (the last epoch's model reports, then the final
@@ -222,6 +252,10 @@ class Summary:
     #: test-time augmentation of the test scores: "flip" (train.tta_flip: the mean of the softmax of each image
     #: and of its mirror image), or None
     tta: str | None = None
+    #: with train.grad_stats: the gradient norm of the first unit (the stem) over the last (the head), at the
+    #: first recorded step and at the last (gradstats.jsonl); below 1 the first layers learn slower
+    grad_norm_ratio_start: float | None = None
+    grad_norm_ratio_end: float | None = None
     model_metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -305,6 +339,7 @@ class RunDir:
     CONFIG = "config.toml"
     RESUMES = "resumes.jsonl"
     METRICS = "metrics.jsonl"
+    GRADSTATS = "gradstats.jsonl"
     CHECKPOINT = "checkpoint.pt"
     BEST = "best.pt"
     SUMMARY = "summary.json"
@@ -388,14 +423,21 @@ class RunDir:
                     f"{self.path} already holds a run; continue it with `resdyn train --resume {self.path}`, "
                     "choose another --out, or pass --overwrite to start again"
                 )
-        for name in (self.METRICS, self.CHECKPOINT, self.BEST, self.SUMMARY, self.RESUMES, self.FAILURE):
+        for name in (self.METRICS, self.GRADSTATS, self.CHECKPOINT, self.BEST, self.SUMMARY, self.RESUMES,
+                     self.FAILURE):
             self.file(name).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.file(self.CONFIG), lambda f: f.write(config_toml.encode()))
 
-    def reopen(self, epochs: int) -> None:
-        """Continue a run after ``epochs`` finished epochs: drop later metrics and the (now stale) summary."""
+    def reopen(self, epochs: int, steps: int | None = None) -> None:
+        """Continue a run after ``epochs`` finished epochs and ``steps`` steps (more than those epochs' when it
+        stopped inside the next): drop later metrics, the gradient statistics of the steps not taken (of later
+        epochs when ``steps`` is None), and the (now stale) summary."""
         self.truncate_metrics(epochs)
+        if self.file(self.GRADSTATS).exists():
+            kept = [dataclasses.asdict(r) for r in self.read_gradstats()
+                    if (r.step < steps if steps is not None else r.epoch <= epochs)]
+            self._write_jsonl(self.GRADSTATS, kept)
         self.file(self.SUMMARY).unlink(missing_ok=True)
         self.file(self.FAILURE).unlink(missing_ok=True)
 
@@ -444,6 +486,20 @@ class RunDir:
     def truncate_metrics(self, epochs: int) -> None:
         """Keep the records of epochs 1..``epochs``: those a resumed run has not redone."""
         self._write_jsonl(self.METRICS, [r.to_json() for r in self.read_metrics() if r.epoch <= epochs])
+
+    # -- gradient statistics ----------------------------------------------------------------------------
+    def append_gradstats(self, records: Iterable[GradStatsRecord]) -> None:
+        """Add an epoch's gradient statistics (before its checkpoint, as its metrics line)."""
+        with os.fdopen(open_own(self.file(self.GRADSTATS), os.O_WRONLY | os.O_APPEND), "a") as f:
+            f.write("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_gradstats(self) -> list[GradStatsRecord]:
+        """Every complete line of gradstats.jsonl (none when the run did not record them)."""
+        where = self.file(self.GRADSTATS)
+        return [GradStatsRecord.from_json(r, f"{where} line {i}")
+                for i, r in enumerate(self._read_jsonl(self.GRADSTATS), 1)]
 
     def _read_jsonl(self, name: str) -> list[Any]:
         path = self.file(name)

@@ -6,17 +6,19 @@ rate line up: an epoch's record is logged at its last step (``record["step"]``),
 that step counted from 1.
 
 Tags: ``epoch/<key>`` for each number of the record (losses, accuracies, lr, images_per_s, an ODE block's
-``nfe_*``), ``<key>/<i>`` for each position of a list of values (LM-ResNet's ``lm_k/07`` is k_7), ``step/lr``.
+``nfe_*``), ``<key>/<i>`` for each position of a list of values (LM-ResNet's ``lm_k/07`` is k_7), ``step/lr``; with
+``train.grad_stats``, ``grad_norm/<i>-<unit>``, ``bias_grad_norm/...`` and ``activation_rms/...`` per unit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from resdyn.errors import ConfigError
+from resdyn.runs import GradStatsRecord
 
 INSTALL = "pip install 'resdyn[tensorboard]' (or pip install tensorboard)"
 
@@ -59,6 +61,19 @@ class TensorBoardLog:
                 for i, v in enumerate(value):
                     self._writer.add_scalar(f"{key}/{i:0{width}d}", v, at)
         self._writer.flush()
+
+    def grad_stats(self, records: Sequence[GradStatsRecord]) -> None:
+        """Log gradient statistics (train.grad_stats) at the step each was measured in (counted from 1), as
+        ``grad_norm/<i>-<unit>``, ``bias_grad_norm/...`` and ``activation_rms/...``, units numbered in network
+        order."""
+        for record in records:
+            width = len(str(len(record.layers) - 1))
+            for key in ("grad_norm", "bias_grad_norm", "activation_rms"):
+                for i, (name, value) in enumerate(zip(record.layers, getattr(record, key), strict=True)):
+                    if value is not None:
+                        self._writer.add_scalar(f"{key}/{i:0{width}d}-{name}", value, record.step + 1)
+        if records:
+            self._writer.flush()
 
     def step(self, step: int, lr: float) -> None:
         """Log the learning rate of optimiser step ``step`` (counted from 1: the steps done after it)."""

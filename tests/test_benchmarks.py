@@ -113,3 +113,15 @@ def test_recompute_bn_rescores_a_run_as_trained_and_with_recomputed_statistics(t
     assert rows[0]["test_loss"] == pytest.approx(summary.test_loss, rel=1e-5)
     assert [r["statistics"] for r in rows[1:]] == ["recomputed over 64 images", "recomputed over 256 images"]
     assert rows[1]["test_loss"] != pytest.approx(rows[0]["test_loss"], rel=1e-6)
+
+
+def test_gradstats_overhead_times_both_loops_interleaved_and_a_recorded_step(tmp_path):
+    out = tmp_path / "overhead.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks/gradstats_overhead.py"), "--models", "mlp",
+                           "--every", "2", "--steps", "2", "--repeats", "2", "--batch", "16", "--json", str(out)],
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["model"] == "mlp" and len(row["ratios"]) == 2 and row["ratio"] > 0 and row["record_s"] > 0
+    assert "ratio" in done.stdout

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from resdyn.runs import Checkpoint, EpochRecord, RunDir, RunError, Summary, TrainState
+from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, RunDir, RunError, Summary, TrainState
 
 
 def checkpoint(epoch: int) -> Checkpoint:
@@ -184,3 +184,30 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     assert run.file("lock").exists()
     with run.lock() as previous:
         assert previous.startswith(f"pid {holder.pid} on {socket.gethostname()}")
+
+
+def grad_record(epoch: int, step: int) -> GradStatsRecord:
+    return GradStatsRecord(epoch=epoch, step=step, layers=["stem", "head"], weight_grad_norm=[0.1, 0.2],
+                           bias_grad_norm=[0.01, None], activation_rms=[0.5, 1.5])
+
+
+def test_gradstats_lines_round_trip_are_truncated_on_resume_and_removed_on_overwrite(tmp_path):
+    run = RunDir(tmp_path)
+    run.create("")
+    run.append_gradstats([grad_record(1, 0), grad_record(1, 5)])
+    run.append_gradstats([grad_record(2, 10)])
+    assert run.read_gradstats() == [grad_record(1, 0), grad_record(1, 5), grad_record(2, 10)]
+    assert run.read_gradstats()[0].grad_norm == [pytest.approx((0.1**2 + 0.01**2) ** 0.5), 0.2]
+    run.reopen(1)
+    assert run.read_gradstats() == [grad_record(1, 0), grad_record(1, 5)]
+    run.save_checkpoint(checkpoint(1))
+    run.create("", overwrite=True)
+    assert not run.file(RunDir.GRADSTATS).exists() and run.read_gradstats() == []
+
+
+def test_a_gradstats_line_whose_lists_disagree_is_corrupt(tmp_path):
+    (tmp_path / "gradstats.jsonl").write_text(json.dumps(
+        {"epoch": 1, "step": 0, "layers": ["stem", "head"], "weight_grad_norm": [1.0], "bias_grad_norm": [1.0, 1.0],
+         "activation_rms": [1.0, 1.0]}) + "\n")
+    with pytest.raises(RunError, match="gradstats.jsonl line 1"):
+        RunDir(tmp_path).read_gradstats()

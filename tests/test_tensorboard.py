@@ -95,3 +95,24 @@ def test_a_run_with_train_tensorboard_logs_its_records_lm_k_and_every_steps_lr(t
     assert len(k) == 3 and k == [pytest.approx([m["lm_k"][i] for m in metrics]) for i in range(3)]
     assert [step for step, _ in got["step/lr"]] == list(range(1, 9))
     assert got["step/lr"][-1][1] == pytest.approx(metrics[-1]["lr"])
+
+
+def test_grad_stats_are_logged_per_unit_at_the_step_they_were_measured_in(tmp_path):
+    pytest.importorskip("tensorboard")
+    from resdyn.train.config import Config, apply_overrides
+    from resdyn.train.loop import train
+    from resdyn.train.progress import Progress
+
+    config = apply_overrides(Config(), [
+        "model.name=mlp", "model.options.image_size=8", "data.name=digits", "data.limit_train=128",
+        "data.limit_test=64", "data.augment=false", "train.epochs=1", "train.batch_size=32", "train.device=cpu",
+        "train.tensorboard=true", "train.grad_stats=true", "train.grad_stats_every=2",
+    ])
+    train(config, tmp_path, progress=Progress("off"))
+    records = RunDir(tmp_path).read_gradstats()
+    got = scalars(tmp_path)
+    for i, name in enumerate(["stem", "fields.0", "fields.1", "head"]):
+        assert [step for step, _ in got[f"grad_norm/{i}-{name}"]] == [r.step + 1 for r in records] == [1, 3]
+        assert [v for _, v in got[f"grad_norm/{i}-{name}"]] == pytest.approx([r.grad_norm[i] for r in records])
+        assert [v for _, v in got[f"activation_rms/{i}-{name}"]] == pytest.approx(
+            [r.activation_rms[i] for r in records])

@@ -1,4 +1,5 @@
-"""Command line: ``resdyn train | models | data | recipes | compare | report | bench`` (also ``python -m resdyn``).
+"""Command line: ``resdyn train | models | data | recipes | compare | report | ensemble | bench`` (also
+``python -m resdyn``).
 
 ``resdyn meanfield`` is its own package's command (:mod:`resdyn.meanfield.cli`), registered here like the others.
 
@@ -19,14 +20,14 @@ import os
 import sys
 from types import ModuleType
 
-from resdyn.cli import bench, compare, data, models, recipes, report, train
+from resdyn.cli import bench, compare, data, ensemble, models, recipes, report, train
 from resdyn.cli.common import command_line
 from resdyn.cli.train import resolve_train_config
 from resdyn.errors import ResdynError
 from resdyn.meanfield import cli as meanfield
 
 #: the subcommands, in the order ``resdyn --help`` lists them
-COMMANDS: tuple[ModuleType, ...] = (train, models, data, recipes, compare, report, meanfield, bench)
+COMMANDS: tuple[ModuleType, ...] = (train, models, data, recipes, compare, report, ensemble, meanfield, bench)
 
 
 class VersionAction(argparse.Action):

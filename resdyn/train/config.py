@@ -66,6 +66,9 @@ class DataConfig:
     val_fraction: float = 0.0
     limit_train: int | None = None
     limit_test: int | None = None
+    #: std of Gaussian noise added to every training input, in the units the model sees (after normalisation: 1 is
+    #: one standard deviation of the pixels); never in evaluation
+    input_noise: float = 0.0
 
     def progressive(self) -> Progressive | None:
         """The progressive-resizing schedule these fields describe, None when it is off."""
@@ -93,6 +96,9 @@ class OptimConfig:
     #: explicit penalties added to the loss: l1 * sum|w| + l2/2 * sum w^2 over weights (not BN, not biases)
     l1: float = 0.0
     l2: float = 0.0
+    #: std of Gaussian noise added to the weights (those of l1/l2) for each training step's forward and backward
+    #: pass, the clean weights restored exactly before the update; never in evaluation
+    weight_noise: float = 0.0
 
 
 @dataclass
@@ -121,6 +127,9 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 1000
     label_smoothing: float = 0.0
+    #: "torch": eps/k on every class, the true one too (torch's and Szegedy et al. 2016's); "lecture": eps/(k-1) on
+    #: each wrong class and 1 - eps on the true one (Fuentes-Pineda's lecture, 2023), torch's with eps * k/(k-1)
+    label_smoothing_convention: Literal["torch", "lecture"] = "torch"
     grad_clip: float | None = None
     #: exponential moving average of the weights, evaluated instead of the raw weights when set (its BatchNorm
     #: statistics recomputed before every score, over train.recompute_bn training images or 10,000)
@@ -128,6 +137,9 @@ class TrainConfig:
     #: stochastic weight averaging from this epoch on (BN statistics recomputed at the end)
     swa_start: int | None = None
     swa_lr: float | None = None
+    #: Polyak-Ruppert averaging: from the first step of this epoch, the equal-weight mean of the weights after every
+    #: step, kept and scored as SWA's (its BatchNorm statistics recomputed at the end); not with swa_start
+    polyak_start: int | None = None
     #: stop when the validation metric has not improved for this many epochs (needs data.val_fraction > 0)
     early_stop_patience: int | None = None
     early_stop_metric: Literal["val_acc", "val_loss"] = "val_acc"
@@ -158,6 +170,10 @@ class TrainConfig:
     tensorboard: bool = False
     #: progress: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "off"
     progress: Literal["auto", "bar", "lines", "off"] = "auto"
+    #: record, every grad_stats_every steps from the first, each layer's (or block's) gradient norms and activation
+    #: RMS into gradstats.jsonl (and TensorBoard): vanishing and exploding gradients (resdyn.train.gradstats)
+    grad_stats: bool = False
+    grad_stats_every: int = 50
     #: signals on which a training with a run folder finishes its step, writes a checkpoint of it and exits
     #: (resdyn.train.preempt): a cluster's warning (SLURM's --signal, SIGUSR1 here) and kill (SIGTERM), and
     #: Ctrl-C (SIGINT; a second one stops at once); [] leaves every signal's default
@@ -190,7 +206,8 @@ class Config:
         """Values torch would refuse only once the data has loaded (or never, and train on nonsense)."""
         o, t = self.optim, self.train
         nonnegative = {"optim.weight_decay": o.weight_decay, "optim.momentum": o.momentum, "optim.eps": o.eps,
-                       "optim.l1": o.l1, "optim.l2": o.l2, "schedule.warmup_epochs": self.schedule.warmup_epochs,
+                       "optim.l1": o.l1, "optim.l2": o.l2, "optim.weight_noise": o.weight_noise,
+                       "data.input_noise": self.data.input_noise, "schedule.warmup_epochs": self.schedule.warmup_epochs,
                        "schedule.min_lr": self.schedule.min_lr}
         if t.grad_clip is not None:
             nonnegative["train.grad_clip"] = t.grad_clip
@@ -218,9 +235,19 @@ class Config:
         if self.train.eval_every > 1 and self.train.early_stop_patience is not None:
             raise ConfigError("train.early_stop_patience counts epochs of validation scores: it needs "
                               f"train.eval_every = 1, got {self.train.eval_every}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "grad_stats_every"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self.train, name)}")
+        if self.train.polyak_start is not None:
+            if self.train.swa_start is not None:
+                raise ConfigError("train.polyak_start and train.swa_start both average the weights (every step from "
+                                  "one, every epoch from the other): set only one")
+            if self.train.polyak_start < 1:
+                raise ConfigError(f"train.polyak_start is the epoch whose first step starts the average (>= 1), got "
+                                  f"{self.train.polyak_start}")
+        if self.train.grad_stats and self.train.compile:
+            raise ConfigError("train.grad_stats watches each layer's output through forward hooks, which "
+                              "train.compile would trace into the compiled graph: set one of them to false")
         if self.train.recompute_bn is not None and self.train.recompute_bn < 1:
             raise ConfigError(f"train.recompute_bn must be at least 1 image (leave it out to keep the running "
                               f"statistics), got {self.train.recompute_bn}")

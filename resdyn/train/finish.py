@@ -18,6 +18,7 @@ from resdyn.schemes import scheme_name
 from resdyn.train.config import Config
 from resdyn.train.data import Data
 from resdyn.train.evaluate import evaluate, recompute_batchnorm
+from resdyn.train.gradstats import first_to_last
 from resdyn.train.parts import Job, Parts
 from resdyn.train.resume import on_main
 
@@ -36,17 +37,18 @@ class Final:
 
 def choose_final(config: Config, parts: Parts, data: Data, state: TrainState, last: EpochRecord | None,
                  job: Job) -> Final:
-    """The final weights (the EMA's, SWA's, or the best validation epoch's, else the last), their BatchNorm
+    """The final weights (the EMA's, SWA's or Polyak's, or the best validation epoch's, else the last), their BatchNorm
     statistics recomputed where due, scored (unless the last epoch scored these very weights already)."""
     tc = config.train
     model, world = parts.model, parts.world
     final, kind = (parts.ema.module, "ema") if parts.ema is not None else (model, "last")
     # evaluate_epoch recomputed the statistics of the last epoch's weights; other final weights need it here.
     bn_due = tc.recompute_bn is not None and state.epoch < tc.epochs
-    if parts.swa is not None and state.epoch >= tc.swa_start:
+    start, average = (tc.swa_start, "swa") if tc.swa_start is not None else (tc.polyak_start, "polyak")
+    if parts.swa is not None and state.epoch >= start:
         # The average of several weights has no running statistics of its own: always over all training images.
         recompute_batchnorm(parts.swa.module, data.train, parts.autocast, len(data.train.labels), world)
-        final, kind, bn_due = parts.swa.module, "swa", False
+        final, kind, bn_due = parts.swa.module, average, False
     if tc.early_stop_patience is not None:
         best = job.best if job.run is None else on_main(
             world, lambda: job.run.load_best(map_location="cpu") if job.run.file(RunDir.BEST).exists() else None)
@@ -99,6 +101,8 @@ def summarise(config: Config, parts: Parts, data: Data, state: TrainState, final
         mult_adds_per_image=mult_adds(copy.deepcopy(final.model), (info.in_channels, *info.image_size)),
         depth=model_depth(config.model.name, config.model.options), world_size=world.size,
         scheme=scheme_name(model), model_metrics=final.metrics,
+        grad_norm_ratio_start=first_to_last(job.grad_stats[0]) if job.grad_stats else None,
+        grad_norm_ratio_end=first_to_last(job.grad_stats[-1]) if job.grad_stats else None,
     )
     if run is not None:
         run.write_summary(summary)

@@ -85,8 +85,8 @@ def load_run(path: str | Path, weights: Literal["final", "best", "ema"] = "final
     instance to load the weights into: what a model fitted in Python needs), with ``weights``, float32 on
     ``device``, in evaluation mode. Weights load with ``weights_only=True``.
 
-    ``weights``: "final" are those the summary scored (the EMA's, SWA's, the best validation epoch's, or the last:
-    ``Summary.final_weights``; an unfinished run's last); "best" the best validation epoch's (best.pt, early
+    ``weights``: "final" are those the summary scored (the EMA's, SWA's or Polyak's, the best validation epoch's, or
+    the last: ``Summary.final_weights``; an unfinished run's last); "best" the best validation epoch's (best.pt, early
     stopping only); "ema" the exponential average's. SWA's and a best-validation epoch's statistics recomputed at
     the end of the run (``train.recompute_bn``, SWA) are not stored: those load as saved.
     """
@@ -151,8 +151,8 @@ def _weights(run: RunDir, weights: str, summary: Summary | None) -> dict[str, to
                            "train.early_stop_patience does; ask for weights='final' or 'ema'")
         return run.load_best(map_location="cpu")[0]
     checkpoint = run.load_checkpoint(map_location="cpu")
-    if kind in ("ema", "swa"):
-        average = checkpoint.ema if kind == "ema" else checkpoint.swa
+    if kind in ("ema", "swa", "polyak"):
+        average = checkpoint.ema if kind == "ema" else checkpoint.swa  # Polyak's average is kept as SWA's
         if average is None:
             raise RunError(f"{run.path} kept no {kind.upper()} weights (train.ema_decay was not set); ask for "
                            "weights='final'")

@@ -51,6 +51,7 @@ from resdyn.train.evaluate import EMA_BN_IMAGES, evaluate, evaluate_epoch, predi
 from resdyn.train.finish import choose_final, summarise
 from resdyn.train.optim import lr_at, weight_penalty
 from resdyn.train.parts import EpochHook, EpochStats, Job, Parts, Placement, build_parts, place
+from resdyn.train.perturb import input_noise
 from resdyn.train.preempt import Preempted, catching
 from resdyn.train.progress import Progress
 from resdyn.train.resume import check_same_run, holding, on_main, rank_seed, save_epoch, save_partial, start_or_resume
@@ -125,7 +126,9 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
     # On a GPU each .item() stalls the pipeline, so the loss is looked at every few steps; the check still
     # names the first bad step, because that step is recorded on the device.
     check_every = 1 if device.type == "cpu" else 25
-    in_swa = parts.swa is not None and epoch >= tc.swa_start
+    in_swa = tc.swa_start is not None and epoch >= tc.swa_start
+    in_polyak = tc.polyak_start is not None and epoch >= tc.polyak_start
+    grad_stats, weight_noise = parts.grad_stats, parts.weight_noise
     loader.set_epoch(epoch)
     progressive = config.data.progressive()
     size = progressive.size(epoch, loader.image_size[0]) if progressive is not None else None
@@ -150,8 +153,12 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
             config.schedule, config.optim.lr, tc.epochs, state.step, steps_per_epoch
         )
         _set_lr(optimizer, lr)
+        if grad_stats is not None:
+            grad_stats.watch(state.step)
+        if weight_noise is not None:
+            weight_noise.add()  # the gradient is taken at the noisy weights
         with parts.autocast():
-            logits = parts.forward(x)
+            logits = parts.forward(input_noise(x, config.data.input_noise))
             loss = parts.criterion(logits.float(), y)
         # DistributedDataParallel averages the processes' gradients; weighting each process's mean loss by its
         # share of the global batch makes that average the gradient of the global batch's mean loss.
@@ -161,11 +168,17 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
                 total = total + term
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if weight_noise is not None:
+            weight_noise.remove()  # the clean weights back, bit for bit, before the update
+        if grad_stats is not None:
+            grad_stats.record(epoch)  # the gradient as backprop gives it, before clipping
         if tc.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         optimizer.step()
         if parts.ema is not None:
             parts.ema.update_parameters(model)
+        if in_polyak:
+            parts.swa.update_parameters(model)  # every step's weights, equally (Polyak and Juditsky 1992)
 
         detached = total.detach()
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step, first_bad)
@@ -196,7 +209,8 @@ def train_epoch(config: Config, parts: Parts, loader: DeviceLoader, state: Train
         seen = int(world.sum_(torch.tensor(seen)).item())
     if in_swa:
         parts.swa.update_parameters(model)
-    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time, size)
+    return EpochStats(loss_sum.item() / seen, correct.item() / seen, seen, lr, epoch_time, size,
+                      grad_stats.take() if grad_stats is not None else [])
 
 
 def _stop_inside_epoch(config: Config, parts: Parts, state: TrainState, job: Job,
@@ -213,7 +227,7 @@ def _stop_inside_epoch(config: Config, parts: Parts, state: TrainState, job: Job
         seen = int(world.sum_(torch.tensor(seen, device=parts.device)).item())
     state.epoch_batches, state.epoch_loss_sum, state.epoch_correct = batches, loss_sum.item(), int(correct.item())
     state.epoch_seen, state.epoch_time_s = seen, time.perf_counter() - t0
-    save_partial(config, parts, state, job)
+    save_partial(config, parts, state, job, parts.grad_stats.take() if parts.grad_stats is not None else [])
 
 
 def _first_bad_step(first_bad: torch.Tensor, world: World) -> int:
@@ -261,9 +275,10 @@ def run_training(config: Config, model: nn.Module, data: Data, placement: Placem
             if tc.early_stop_patience is not None:
                 stopped_early = state.early_stop.update(getattr(last, tc.early_stop_metric), epoch,
                                                         tc.early_stop_metric == "val_acc", tc.early_stop_patience)
-            save_epoch(config, parts, state, last, job)
+            save_epoch(config, parts, state, last, job, stats.grad_stats)
             if board is not None:
                 board.epoch(last.to_json())
+                board.grad_stats(stats.grad_stats)
             progress.end(_epoch_line(last))
             if job.on_epoch_end is not None:
                 job.on_epoch_end(epoch, last)

@@ -15,9 +15,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from resdyn.device import MemoryMark, Speed, choose_speed, configure_backends, resolve_device
 from resdyn.distributed import World, join_world, sync_batchnorm
-from resdyn.runs import Checkpoint, EpochRecord, RunDir
+from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, RunDir
 from resdyn.train.config import Config, TrainConfig
+from resdyn.train.gradstats import GradStats
 from resdyn.train.optim import build_optimizer, penalised_weights
+from resdyn.train.perturb import WeightNoise, smoothed_loss
 from resdyn.train.preempt import StopRequest
 from resdyn.train.progress import Progress
 
@@ -60,6 +62,10 @@ class Parts:
     penalised: list[nn.Parameter]
     criterion: nn.Module
     placement: Placement
+    #: the gradient statistics' hooks on the model (train.grad_stats), else None
+    grad_stats: GradStats | None = None
+    #: the noise on the weights for each training step (optim.weight_noise), else None
+    weight_noise: WeightNoise | None = None
 
     @property
     def device(self) -> torch.device:
@@ -97,7 +103,8 @@ def build_parts(config: Config, model: nn.Module, placement: Placement) -> Parts
         AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
         if tc.ema_decay is not None else None
     )
-    swa = AveragedModel(model) if tc.swa_start is not None else None
+    # Polyak's average of every step keeps SWA's equal-weight running mean, only updated every step.
+    swa = AveragedModel(model) if tc.swa_start is not None or tc.polyak_start is not None else None
     forward: nn.Module = model
     if placement.world.size > 1:
         # Unused parameters are expected: stochastic depth and drop-path skip branches on some steps.
@@ -107,8 +114,11 @@ def build_parts(config: Config, model: nn.Module, placement: Placement) -> Parts
         mode = tc.compile_mode if tc.compile_mode != "auto" else (
             "reduce-overhead" if device.type == "cuda" else "default")
         forward = torch.compile(forward, mode=mode)
-    criterion = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
-    return Parts(model, forward, optimizer, ema, swa, penalised_weights(model), criterion, placement)
+    criterion = smoothed_loss(tc)
+    grad_stats = GradStats(model, tc.grad_stats_every) if tc.grad_stats else None
+    penalised = penalised_weights(model)
+    weight_noise = WeightNoise(penalised, config.optim.weight_noise) if config.optim.weight_noise else None
+    return Parts(model, forward, optimizer, ema, swa, penalised, criterion, placement, grad_stats, weight_noise)
 
 
 @dataclass
@@ -129,6 +139,8 @@ class Job:
     #: the stop signals' request while a training with a folder runs (resdyn.train.preempt), else None
     stop: StopRequest | None = None
     records: list[EpochRecord] = field(default_factory=list)
+    #: the gradient statistics recorded so far (train.grad_stats)
+    grad_stats: list[GradStatsRecord] = field(default_factory=list)
     #: the best validation epoch's weights and its number, kept here when there is no run folder
     best: tuple[dict[str, torch.Tensor], int] | None = None
 
@@ -144,3 +156,5 @@ class EpochStats:
     time_s: float
     #: the training images' size under progressive resizing (data.progressive_min_size), else None
     image_size: int | None = None
+    #: the epoch's gradient statistics (train.grad_stats)
+    grad_stats: list[GradStatsRecord] = field(default_factory=list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from resdyn.device import peak_memory_bytes
 from resdyn.distributed import World
 from resdyn.errors import ConfigError, ResdynError
 from resdyn.experiment import differences, flatten
-from resdyn.runs import Checkpoint, EpochRecord, Resume, RunDir, RunError, TrainState
+from resdyn.runs import Checkpoint, EpochRecord, GradStatsRecord, Resume, RunDir, RunError, TrainState
 from resdyn.train.config import Config, dump_config
 from resdyn.train.parts import Job, Parts
 from resdyn.train.progress import Progress
@@ -129,19 +129,19 @@ def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
         raise RunError(f"the checkpoint of {run.path} does not fit the model and optimiser this resume builds "
                        f"({str(e).splitlines()[0]}); resume with the settings the run was trained with") from None
 
-    def reopen() -> list[EpochRecord]:
+    def reopen() -> tuple[list[EpochRecord], list[GradStatsRecord]]:
         kept = run.read_metrics()
         if len([r for r in kept if r.epoch <= state.epoch]) < state.epoch:
             job.progress.warn(
                 f"{run.file(RunDir.METRICS)} holds {len(kept)} of the {state.epoch} epoch(s) the checkpoint has "
                 "trained (the file was cut or deleted): the run goes on, but its curves and per-epoch figures "
                 "lack the missing epochs")
-        run.reopen(state.epoch)
+        run.reopen(state.epoch, state.step)
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         run.add_resume(Resume(state.epoch, job.command, [list(o) for o in job.overrides], config.to_dict(), started))
-        return run.read_metrics()
+        return run.read_metrics(), run.read_gradstats()
 
-    job.records = on_main(world, reopen) or []
+    job.records, job.grad_stats = on_main(world, reopen) or ([], [])
     if state.world_size == world.size:
         set_rng_state(checkpoint.rng, parts.device, world)
     else:
@@ -156,10 +156,12 @@ def start_or_resume(config: Config, parts: Parts, job: Job) -> TrainState:
     return state
 
 
-def save_epoch(config: Config, parts: Parts, state: TrainState, record: EpochRecord, job: Job) -> None:
-    """Keep the epoch: its record, the best validation weights when validation improved (best.pt, or in memory
-    without a folder), and the checkpoint (rank 0 writes the folder)."""
+def save_epoch(config: Config, parts: Parts, state: TrainState, record: EpochRecord, job: Job,
+               grad_stats: Sequence[GradStatsRecord] = ()) -> None:
+    """Keep the epoch: its record and gradient statistics, the best validation weights when validation improved
+    (best.pt, or in memory without a folder), and the checkpoint (rank 0 writes the folder)."""
     job.records.append(record)
+    job.grad_stats += grad_stats
     improved = config.train.early_stop_patience is not None and state.early_stop.best_epoch == state.epoch
     run = job.run
     if run is None:
@@ -172,16 +174,22 @@ def save_epoch(config: Config, parts: Parts, state: TrainState, record: EpochRec
     if improved:
         run.save_best(parts.scored.state_dict(), state.epoch)
     # Metrics first, then the checkpoint: a kill in between leaves a metrics line that resume drops.
+    if grad_stats:
+        run.append_gradstats(grad_stats)
     run.append_metrics(record)
     _save_checkpoint(config, parts, state, job, rng)
 
 
-def save_partial(config: Config, parts: Parts, state: TrainState, job: Job) -> None:
-    """Keep a moment inside an epoch (``state.epoch_batches`` and the running sums set): the checkpoint alone,
-    with no metrics line (the epoch has none yet); rank 0 writes it."""
+def save_partial(config: Config, parts: Parts, state: TrainState, job: Job,
+                 grad_stats: Sequence[GradStatsRecord] = ()) -> None:
+    """Keep a moment inside an epoch (``state.epoch_batches`` and the running sums set): the gradient statistics of
+    its steps so far and the checkpoint, with no metrics line (the epoch has none yet); rank 0 writes them."""
     assert job.run is not None, "a moment inside an epoch is kept only in a run folder"
+    job.grad_stats += grad_stats
     rng = rng_state(parts.device, parts.world)
     if parts.world.is_main:
+        if grad_stats:
+            job.run.append_gradstats(grad_stats)
         _save_checkpoint(config, parts, state, job, rng)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resdyn.analysis.gradstats import gradstats_plots
 from resdyn.analysis.plots import Plot, Series, all_plots, colours
 from resdyn.analysis.report.collect import Duplicate, Run, Skipped, read_runs, unique_runs
 from resdyn.analysis.report.sections import ReportSection, provided_sections, provider_of
@@ -53,7 +54,7 @@ def build_report(paths: Iterable[str | Path], title: str = "resdyn comparison") 
         series = [Series(g.label, palette[g.label], [r.metrics for r in g.runs], g.depth, g.family,
                          mean_of(r.summary.peak_memory_bytes for r in g.runs)) for g in groups]
         kinds = {r.summary.peak_memory_kind for g in groups for r in g.runs}
-        plots = all_plots(series, kinds.pop() if len(kinds) == 1 else None)
+        plots = all_plots(series, kinds.pop() if len(kinds) == 1 else None) + gradstats_plots(groups)
         stability = stability_plot(groups)
         sections.append(DatasetSection(dataset_table(name, groups, palette),
                                        plots + ([stability] if stability else [])))

@@ -58,6 +58,7 @@ def register_section_provider(provider: SectionProvider) -> SectionProvider:
 
 
 register_section_provider(SectionProvider("meanfield", ("curves.json", "map.json"), "resdyn.meanfield.report:sections"))
+register_section_provider(SectionProvider("ensemble", ("ensemble.json",), "resdyn.analysis.ensembles:sections"))
 
 
 def provider_of(folder: Path) -> SectionProvider | None:
