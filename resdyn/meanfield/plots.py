@@ -32,10 +32,11 @@ def curves_png(curves: Mapping[str, Any]) -> bytes:
     figure = Figure(figsize=(11, 7.5))
     axes = figure.subplots(2, 2).ravel()
     for ax, (key, label, log) in zip(axes, PANELS, strict=True):
-        ax.plot(layers, curves["theory"][key], color="C0", label="mean-field theory")
+        # null (a value past float64's range, as curves.json stores it) becomes NaN: a gap in the line
+        ax.plot(layers, np.asarray(curves["theory"][key], dtype=float), color="C0", label="mean-field theory")
         sim = curves.get("simulation")
         if sim is not None:
-            mean, std = np.asarray(sim[key]["mean"]), np.asarray(sim[key]["std"])
+            mean, std = np.asarray(sim[key]["mean"], dtype=float), np.asarray(sim[key]["std"], dtype=float)
             lower = np.maximum(mean - std, mean * 1e-3) if log else mean - std
             ax.fill_between(layers, lower, mean + std, color="C1", alpha=0.25, linewidth=0)
             ax.plot(layers, mean, "o", color="C1", markersize=3,
@@ -49,7 +50,7 @@ def curves_png(curves: Mapping[str, Any]) -> bytes:
     title = (f"{settings['net'].upper()} {settings['activation']}"
              + (f" (α = {settings['alpha']})" if settings.get("alpha") is not None else "")
              + ": σ_w² = {sigma_w2}, σ_v² = {sigma_v2}, σ_a² = {sigma_a2}, σ_b² = {sigma_b2}".format(**settings)
-             + f"; log R = {curves['theory']['log_R']:.3g}")
+             + f"; log R = {np.float64(curves['theory']['log_R']):.3g}")
     figure.suptitle(title)
     return _png(figure)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from resdyn.errors import ConfigError
-from resdyn.meanfield.theory import ActivationName, Net, check_settings, moments
+from resdyn.meanfield.theory import ActivationName, Net, check_settings, check_variances, moments
 from resdyn.nets.meanfield import make_activation
 
 QUANTITIES = ("p", "gamma", "e", "s", "chi")
@@ -107,6 +107,7 @@ def simulate(net: Net, activation: ActivationName, depth: int, *, width: int, sa
              backward: Literal["same", "independent"] = "same") -> Simulation:
     """Run ``samples`` random networks of ``width`` units and ``depth`` layers forward and backward (module doc)."""
     check_settings(net, sigma_v2, sigma_a2, p0, e0)
+    check_variances(sigma_w2=sigma_w2, sigma_v2=sigma_v2, sigma_a2=sigma_a2, sigma_b2=sigma_b2)
     moments(activation, alpha)  # the same checks of activation and alpha as the theory's
     if width < 2 or samples < 1 or depth < 1:
         raise ConfigError(f"need width >= 2, samples >= 1 and depth >= 1, got {width}, {samples}, {depth}")
