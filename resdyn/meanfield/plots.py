@@ -89,3 +89,24 @@ def _edges(centres: np.ndarray) -> np.ndarray:
         return np.array([centres[0] - 0.5, centres[0] + 0.5])
     middle = (centres[1:] + centres[:-1]) / 2
     return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])
+
+
+def feedforward_map_png(sigma_w2: np.ndarray, trainable: np.ndarray, title: str,
+                        accuracy: Mapping[str, Any] | None = None) -> bytes:
+    """Plain nets over (σ_w², depth): the theory's trainable depth ``6 ξ_c`` as a line (Schoenholz et al. 2017,
+    Fig. 5), over a test-accuracy heat map when ``accuracy`` (``{"values", "depths", "grid"}``) is given."""
+    figure = Figure(figsize=(8, 6))
+    ax = figure.subplots()
+    if accuracy is not None:
+        grid = np.asarray(accuracy["grid"], dtype=float)
+        mesh = ax.pcolormesh(_edges(np.asarray(accuracy["values"], dtype=float)),
+                             _edges(np.asarray(accuracy["depths"], dtype=float)), grid, cmap="viridis", vmin=0.0,
+                             shading="flat")
+        figure.colorbar(mesh, ax=ax, label="test accuracy")
+    ax.plot(sigma_w2, trainable, color="white" if accuracy is not None else "C0", label="6 ξ_c (theory)")
+    ax.set_xlabel("σ_w²")
+    ax.set_ylabel("depth L")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return _png(figure)

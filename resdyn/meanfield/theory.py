@@ -46,7 +46,7 @@ import numpy as np
 
 from resdyn.errors import ConfigError
 
-Net = Literal["frn", "rrn"]
+Net = Literal["frn", "rrn", "ffn"]
 ActivationName = Literal["tanh", "relu", "alpha-relu"]
 NETS = ("frn", "rrn")
 ACTIVATIONS = ("tanh", "relu", "alpha-relu")
@@ -269,6 +269,17 @@ class Theory:
         return found
 
 
+def _feedforward(activation: str, depth: int, sigma_w2: object, sigma_v2: object, sigma_a2: object,
+                 sigma_b2: object, alpha: object, p0: float, e0: float) -> object:
+    """``theory("ffn", ...)``: the feed-forward recurrences, which have no V or a."""
+    from resdyn.meanfield.feedforward import feedforward_theory
+
+    if np.any(np.asarray(sigma_v2) != 1.0) or np.any(np.asarray(sigma_a2) != 0.0):
+        raise ConfigError("a feed-forward net (h = W x + b, x' = φ(h)) has no V or a: leave sigma_v2 = 1, "
+                          "sigma_a2 = 0")
+    return feedforward_theory(activation, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2, alpha=alpha, p0=p0, e0=e0)
+
+
 def check_variances(**sigmas: float | np.ndarray) -> None:
     """Refuse variances that are negative, NaN or infinite, naming the parameter."""
     for name, value in sigmas.items():
@@ -296,11 +307,16 @@ def theory(net: Net, activation: ActivationName, depth: int, *, sigma_w2: float 
     """Solve the mean-field recurrences (module doc) for ``depth`` layers from inputs with ``<x_i²> = p0``,
     cosine ``e0`` and mean 0.
 
+    ``net="ffn"`` is the plain feed-forward net of Poole et al. 2016 / Schoenholz et al. 2017, which has no V or
+    a: it returns :class:`resdyn.meanfield.feedforward.FeedForwardTheory` (``q, c, chi``) instead.
+
     The σ's and ``alpha`` may be arrays (broadcast together): every output then has that shape after the
     layer axis, and ``log_R`` has it alone. With ``correlations=False`` only ``p``, ``mean`` and ``chi`` are
     computed (``gamma``, ``e`` and ``s`` are NaN): for tanh the correlation needs a two-dimensional integral
     per layer and grid point, the length and gradient only one-dimensional ones.
     """
+    if net == "ffn":
+        return _feedforward(activation, depth, sigma_w2, sigma_v2, sigma_a2, sigma_b2, alpha, p0, e0)
     check_settings(net, sigma_v2, sigma_a2, p0, e0)
     check_variances(sigma_w2=sigma_w2, sigma_v2=sigma_v2, sigma_a2=sigma_a2, sigma_b2=sigma_b2)
     if depth < 1:
