@@ -65,7 +65,8 @@ def test_linear_resnet_modified_equation_matches_its_closed_form():
     to RK4's O(h⁴)."""
     lam, dt = -2.0, 0.1
     u = solve(modified_field(lambda v: lam * v, dt), torch.tensor([1.0], dtype=torch.float64), dt, 10)
-    assert float(u[-1]) == pytest.approx(math.exp((lam - dt * lam**2 / 2) * 1.0), rel=1e-8)  # RK4 at h = Δt/8
+    # RK4 at h = Δt/8 is 1.1e-8 off
+    assert float(u[-1]) == pytest.approx(math.exp((lam - dt * lam**2 / 2) * 1.0), rel=1e-7)
 
 
 def test_learned_k_become_per_layer_coefficients():
