@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import numpy as np
@@ -26,6 +27,34 @@ def _floats(text: str) -> list[float]:
         return [float(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"{text!r} is not a list of numbers: give a,b,c or lo:hi:n (n >= 1 values)") from None
+
+
+def _finite_values(text: str) -> list[float]:
+    """``--values``: as :func:`_floats`, every value finite."""
+    values = _floats(text)
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"--values {text!r} holds a non-finite number; give finite axis values")
+    return values
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse NaN, infinite and out-of-range numeric flags, one line naming the flag, before anything runs."""
+
+    def require(flag: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{flag} must be {expected}, got {getattr(args, flag[2:].replace('-', '_'))}")
+
+    for flag in ("--sigma-w2", "--sigma-v2", "--sigma-a2", "--sigma-b2"):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        require(flag, 0 <= value < math.inf, "a finite variance >= 0")
+    if args.alpha is not None:
+        require("--alpha", math.isfinite(args.alpha), "a finite exponent (> 1/2)")
+    if args.meanfield_command == "curves":
+        require("--p0", 0 < args.p0 < math.inf, "a finite <x_i^2> > 0")
+        require("--e0", -1 <= args.e0 <= 1, "a cosine in [-1, 1]")
+    else:
+        require("--lr", 0 < args.lr < math.inf, "a finite learning rate > 0")
+        require("--momentum", 0 <= args.momentum < 1, "in [0, 1)")
 
 
 def _ints(text: str) -> list[int]:
@@ -84,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from resdyn.meanfield.folders import write_curves, write_map
 
     command = args.command_line
+    check_numbers(args)
     if args.alpha is not None and args.activation != "alpha-relu":
         raise ConfigError("--alpha is the exponent of alpha-relu; drop it or pass --activation alpha-relu")
     if args.meanfield_command == "curves":
@@ -92,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         data = curves(args.net, args.activation, args.depth, width=args.width, samples=args.samples,
                       seed=args.seed, sigma_w2=args.sigma_w2, sigma_v2=args.sigma_v2, sigma_a2=args.sigma_a2,
                       sigma_b2=args.sigma_b2, alpha=args.alpha, p0=args.p0, e0=args.e0)
+        for note in (data.get("theory_note"), data.get("simulation_note")):
+            if note is not None:
+                print(f"resdyn: warning: {note}", file=sys.stderr)
         paths = write_curves(args.out, data | {"command": command})
         print(f"log R = {data['theory']['log_R']:.4g} (theory)"
               + (f", {data['simulation']['log_R']['mean']:.4g} ± {data['simulation']['log_R']['std']:.2g} "
@@ -100,13 +133,15 @@ def run(args: argparse.Namespace) -> int:
         from resdyn.meanfield.sweep import MapSettings, trainability_map
 
         settings = MapSettings(
-            net=args.net, activation=args.activation, axis=args.axis, values=_floats(args.values),
+            net=args.net, activation=args.activation, axis=args.axis, values=_finite_values(args.values),
             depths=_ints(args.depths), width=args.width, sigma_w2=args.sigma_w2, sigma_v2=args.sigma_v2,
             sigma_a2=args.sigma_a2, sigma_b2=args.sigma_b2, alpha=0.8 if args.alpha is None else args.alpha,
             data=args.data, limit_train=args.limit_train or None, limit_test=args.limit_test or None,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum, seed=args.seed,
             device=args.device)
         result = trainability_map(settings, log=lambda line: print(line, file=sys.stderr))
+        if "note" in result.theory:
+            print(f"resdyn: warning: {result.theory['note']}", file=sys.stderr)
         paths = write_map(args.out, result.to_dict() | {"command": command})
         print(f"{len(settings.depths)} x {len(settings.values)} grid trained in {result.wall_time_s:.0f} s")
     print("wrote " + ", ".join(str(p) for p in paths))

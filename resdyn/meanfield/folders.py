@@ -3,12 +3,15 @@
     curves.json, curves.png    ``resdyn meanfield curves``: settings, layers, theory, simulation, command
     map.json, map.png          ``resdyn meanfield map``: settings, accuracy grid, theory grid, wall time, command
 
-Files are written atomically (``resdyn.atomic``), as a run folder's are.
+Files are written atomically (``resdyn.atomic``), as a run folder's are. They are strict JSON: a non-finite
+number (the theory past float64's range, a diverged net's loss) is written as null, and the file says why
+(``theory_note``, ``simulation_note``, ``diverged``, the theory grid's ``note``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,22 @@ CURVES, CURVES_PNG = "curves.json", "curves.png"
 MAP, MAP_PNG = "map.json", "map.png"
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity inside its dicts and lists replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_json(value: Any) -> bytes:
+    """``value`` as strict JSON (non-finite numbers as null, see :func:`finite`), indented, with a newline."""
+    return (json.dumps(finite(value), indent=1, allow_nan=False) + "\n").encode()
+
+
 def _write(folder: Path, name: str, data: bytes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / name, lambda f: f.write(data))
@@ -29,14 +48,14 @@ def _write(folder: Path, name: str, data: bytes) -> Path:
 def write_curves(folder: str | Path, curves: dict[str, Any]) -> list[Path]:
     """Write ``curves.json`` and its figure ``curves.png`` into ``folder``; return their paths."""
     folder = Path(folder)
-    return [_write(folder, CURVES, (json.dumps(curves, indent=1) + "\n").encode()),
+    return [_write(folder, CURVES, strict_json(curves)),
             _write(folder, CURVES_PNG, curves_png(curves))]
 
 
 def write_map(folder: str | Path, result: dict[str, Any]) -> list[Path]:
     """Write ``map.json`` and its heat map ``map.png`` into ``folder``; return their paths."""
     folder = Path(folder)
-    return [_write(folder, MAP, (json.dumps(result, indent=1) + "\n").encode()),
+    return [_write(folder, MAP, strict_json(result)),
             _write(folder, MAP_PNG, map_png(result))]
 
 

@@ -32,10 +32,11 @@ def curves_png(curves: Mapping[str, Any]) -> bytes:
     figure = Figure(figsize=(11, 7.5))
     axes = figure.subplots(2, 2).ravel()
     for ax, (key, label, log) in zip(axes, PANELS, strict=True):
-        ax.plot(layers, curves["theory"][key], color="C0", label="mean-field theory")
+        # null (a value past float64's range, as curves.json stores it) becomes NaN: a gap in the line
+        ax.plot(layers, np.asarray(curves["theory"][key], dtype=float), color="C0", label="mean-field theory")
         sim = curves.get("simulation")
         if sim is not None:
-            mean, std = np.asarray(sim[key]["mean"]), np.asarray(sim[key]["std"])
+            mean, std = np.asarray(sim[key]["mean"], dtype=float), np.asarray(sim[key]["std"], dtype=float)
             lower = np.maximum(mean - std, mean * 1e-3) if log else mean - std
             ax.fill_between(layers, lower, mean + std, color="C1", alpha=0.25, linewidth=0)
             ax.plot(layers, mean, "o", color="C1", markersize=3,
@@ -49,7 +50,7 @@ def curves_png(curves: Mapping[str, Any]) -> bytes:
     title = (f"{settings['net'].upper()} {settings['activation']}"
              + (f" (α = {settings['alpha']})" if settings.get("alpha") is not None else "")
              + ": σ_w² = {sigma_w2}, σ_v² = {sigma_v2}, σ_a² = {sigma_a2}, σ_b² = {sigma_b2}".format(**settings)
-             + f"; log R = {curves['theory']['log_R']:.3g}")
+             + f"; log R = {np.float64(curves['theory']['log_R']):.3g}")
     figure.suptitle(title)
     return _png(figure)
 
@@ -88,3 +89,24 @@ def _edges(centres: np.ndarray) -> np.ndarray:
         return np.array([centres[0] - 0.5, centres[0] + 0.5])
     middle = (centres[1:] + centres[:-1]) / 2
     return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])
+
+
+def feedforward_map_png(sigma_w2: np.ndarray, trainable: np.ndarray, title: str,
+                        accuracy: Mapping[str, Any] | None = None) -> bytes:
+    """Plain nets over (σ_w², depth): the theory's trainable depth ``6 ξ_c`` as a line (Schoenholz et al. 2017,
+    Fig. 5), over a test-accuracy heat map when ``accuracy`` (``{"values", "depths", "grid"}``) is given."""
+    figure = Figure(figsize=(8, 6))
+    ax = figure.subplots()
+    if accuracy is not None:
+        grid = np.asarray(accuracy["grid"], dtype=float)
+        mesh = ax.pcolormesh(_edges(np.asarray(accuracy["values"], dtype=float)),
+                             _edges(np.asarray(accuracy["depths"], dtype=float)), grid, cmap="viridis", vmin=0.0,
+                             shading="flat")
+        figure.colorbar(mesh, ax=ax, label="test accuracy")
+    ax.plot(sigma_w2, trainable, color="white" if accuracy is not None else "C0", label="6 ξ_c (theory)")
+    ax.set_xlabel("σ_w²")
+    ax.set_ylabel("depth L")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return _png(figure)

@@ -46,8 +46,8 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _g(value: float) -> str:
-    return f"{value:.4g}"
+def _g(value: float | None) -> str:
+    return "null (overflow)" if value is None else f"{value:.4g}"
 
 
 def _settings_line(settings: dict[str, Any], keys: Sequence[str]) -> str:
@@ -73,6 +73,7 @@ def curves_section(curves: dict[str, Any], folder: Path) -> ReportSection:
                 + ([f"{_g(sim['log_R']['mean'])} ± {_g(sim['log_R']['std'])}"] if sim else []))
     facts = _settings_line(s, ["sigma_w2", "sigma_v2", "sigma_a2", "sigma_b2", "alpha", "p0", "e0", "width",
                                "samples", "seed"])
+    facts = ". ".join([facts, *(curves[k] for k in ("theory_note", "simulation_note") if k in curves)])
     return _section(title, facts, headers, rows, CURVES_PNG, curves_png(curves), curves.get("command", ""))
 
 

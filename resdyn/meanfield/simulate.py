@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from resdyn.errors import ConfigError
-from resdyn.meanfield.theory import ActivationName, Net, check_settings, moments
+from resdyn.meanfield.theory import ActivationName, Net, check_settings, check_variances, moments
 from resdyn.nets.meanfield import make_activation
 
 QUANTITIES = ("p", "gamma", "e", "s", "chi")
@@ -105,8 +105,19 @@ def simulate(net: Net, activation: ActivationName, depth: int, *, width: int, sa
              sigma_w2: float, sigma_v2: float = 1.0, sigma_a2: float = 0.0, sigma_b2: float = 0.0,
              alpha: float | None = None, p0: float = 1.0, e0: float = 0.5,
              backward: Literal["same", "independent"] = "same") -> Simulation:
-    """Run ``samples`` random networks of ``width`` units and ``depth`` layers forward and backward (module doc)."""
+    """Run ``samples`` random networks of ``width`` units and ``depth`` layers forward and backward (module doc).
+
+    ``net="ffn"``: plain feed-forward nets; returns :class:`resdyn.meanfield.feedforward.FeedForwardSimulation`.
+    """
+    if net == "ffn":
+        from resdyn.meanfield.feedforward import simulate_feedforward
+
+        if sigma_v2 != 1.0 or sigma_a2 != 0.0:
+            raise ConfigError("a feed-forward net has no V or a: leave sigma_v2 = 1, sigma_a2 = 0")
+        return simulate_feedforward(activation, depth, width=width, samples=samples, seed=seed, sigma_w2=sigma_w2,
+                                    sigma_b2=sigma_b2, alpha=alpha, p0=p0, e0=e0, backward=backward)
     check_settings(net, sigma_v2, sigma_a2, p0, e0)
+    check_variances(sigma_w2=sigma_w2, sigma_v2=sigma_v2, sigma_a2=sigma_a2, sigma_b2=sigma_b2)
     moments(activation, alpha)  # the same checks of activation and alpha as the theory's
     if width < 2 or samples < 1 or depth < 1:
         raise ConfigError(f"need width >= 2, samples >= 1 and depth >= 1, got {width}, {samples}, {depth}")

@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 from resdyn.data import DatasetInfo, DeviceLoader, load_dataset, take
+from resdyn.device import resolve_device
 from resdyn.errors import ConfigError
 from resdyn.meanfield.theory import theory
 from resdyn.nets import build_model
@@ -75,6 +76,13 @@ class MapSettings:
             raise ConfigError(f"need at least one axis value and depths >= 1, got {self.values}, {self.depths}")
         if self.epochs < 1 or self.batch_size < 1 or self.width < 1:
             raise ConfigError("epochs, batch_size and width must be at least 1")
+        if not all(math.isfinite(v) for v in self.values):
+            raise ConfigError(f"the axis values must be finite, got {self.values}")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"lr must be a finite learning rate > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        resolve_device(self.device)  # an unknown or absent device is refused before any data loads
 
     def sigmas(self, value: float | np.ndarray) -> dict[str, Any]:
         """The network's σ's and α at axis value ``value`` (scalar or array)."""
@@ -184,18 +192,25 @@ def theory_grid(settings: MapSettings, points: int = 60) -> dict[str, Any]:
     result = theory(settings.net, settings.activation, depth, correlations=quantity != "log_R",
                     **settings.sigmas(values))
     if quantity == "log_R":
-        log_chi = np.log(result.chi)
-        grid = log_chi[0] - log_chi  # log R of a net of depth L is Σ_{k <= L} of the per-layer log growth
+        # log R of a net of depth L is Σ_{k <= L} of the per-layer log growth
+        grid = result.log_chi[0] - result.log_chi
     else:
-        grid = np.log10(result.s)
-    return {"quantity": quantity if quantity == "log_R" else "log10_s", "values": values.tolist(),
-            "depths": list(range(depth + 1)), "grid": grid.tolist()}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grid = np.log10(result.s)
+    out = {"quantity": quantity if quantity == "log_R" else "log10_s", "values": values.tolist(),
+           "depths": list(range(depth + 1)), "grid": grid.tolist()}
+    bad = ~np.isfinite(grid)
+    if bad.any():
+        first = int(np.argmax(bad.any(1)))
+        out["note"] = (f"the theory's {out['quantity']} is not finite (float64 overflow) at {int(bad.sum())} of "
+                       f"{bad.size} grid points, from depth {first}; those are null in map.json")
+    return out
 
 
 def trainability_map(settings: MapSettings, log: Callable[[str], None] = print) -> MapResult:
     """Train every grid point (one batched model per depth) and measure its test accuracy."""
     predicted = theory_grid(settings)  # first: it checks the settings against the theory before any training
-    device = torch.device(settings.device)
+    device = resolve_device(settings.device)
     dataset = load_dataset(settings.data)
     train_split = take(dataset.train, settings.limit_train, settings.seed)
     test_split = take(dataset.test, settings.limit_test, settings.seed)

@@ -46,7 +46,7 @@ import numpy as np
 
 from resdyn.errors import ConfigError
 
-Net = Literal["frn", "rrn"]
+Net = Literal["frn", "rrn", "ffn"]
 ActivationName = Literal["tanh", "relu", "alpha-relu"]
 NETS = ("frn", "rrn")
 ACTIVATIONS = ("tanh", "relu", "alpha-relu")
@@ -60,6 +60,9 @@ FEATURE_RADIUS = 20.0
 Z_MAX = 10.0
 #: panels of the middle part of a Gaussian expectation: each at most min(1, std/2) wide
 PANELS = 40
+#: tanh's correlation integral needs ~20√q panels of 8 x 320 nodes each: at q = 1e5 that is 16 million
+#: evaluations per layer and grid point. Beyond it ``D`` is not evaluated (NaN), and ``curves`` says so.
+TANH_Q_MAX = 1e5
 
 
 def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], f_minus: np.ndarray | float, f_plus: np.ndarray | float,
@@ -84,7 +87,8 @@ def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], f_minus: np.ndar
     half = (edges[..., 1:] - edges[..., :-1]) / 2
     z = ((edges[..., :-1] + half)[..., None] + half[..., None] * _GL_NODES).reshape(*mean.shape, -1)
     w = (half[..., None] * _GL_WEIGHTS).reshape(*mean.shape, -1) * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-    middle = np.sum(w * f(mean[..., None] + std[..., None] * z), axis=-1)
+    # an infinite std (q past float64) leaves no mass in the middle: its 0 weights must not meet f(inf * 0)
+    middle = np.sum(np.where(w == 0, 0.0, w * f(mean[..., None] + std[..., None] * z)), axis=-1)
     above = 0.5 * _erfc(upper / math.sqrt(2))
     below = 0.5 * _erfc(-lower / math.sqrt(2))
     return middle + np.asarray(f_plus) * above + np.asarray(f_minus) * below
@@ -127,6 +131,8 @@ class Tanh:
     def _half_distance(q: float, gap: float) -> float:
         """Outer integral over ``u ~ N(0, q)`` on panels at most ``min(1, √q / 2)`` wide; inner over ``u' | u``,
         which is ``N(ρ u, q (1 - ρ²))`` with ``ρ = c / q`` and ``q (1 - ρ²) = gap (2q - gap) / q``."""
+        if not q <= TANH_Q_MAX:  # also NaN and the infinite q of an overflowed p
+            return math.nan
         if q <= 0 or gap <= 0:
             return 0.0
         root = math.sqrt(q)
@@ -218,8 +224,9 @@ def moments(activation: str, alpha: float | np.ndarray | None = None) -> Moments
     if activation == "alpha-relu":
         if alpha is None:
             raise ConfigError("activation 'alpha-relu' needs alpha (the exponent of x^alpha)")
-        if np.any(np.asarray(alpha) <= 0.5):
-            raise ConfigError(f"alpha must be > 1/2 (below, E φ'(u)² and so the gradients diverge), got {alpha}")
+        if not np.all(np.asarray(alpha) > 0.5) or not np.all(np.isfinite(alpha)):
+            raise ConfigError(f"alpha must be > 1/2 and finite (below 1/2, E φ'(u)² and so the gradients diverge), "
+                              f"got {alpha}")
         return AlphaReLU(alpha)
     if alpha is not None:
         raise ConfigError(f"alpha is the exponent of 'alpha-relu' and means nothing for {activation!r}")
@@ -230,7 +237,8 @@ def moments(activation: str, alpha: float | np.ndarray | None = None) -> Moments
 class Theory:
     """Per-layer quantities, layers ``0..depth`` on the first axis, then the shape of the σ grid.
 
-    ``chi`` is normalised to ``χ^L = 1``, so ``chi[0] = R`` and ``log_R = log chi[0]``.
+    ``chi`` is normalised to ``χ^L = 1``, so ``chi[0] = R`` and ``log_R = log chi[0]``; ``log_chi`` is its
+    logarithm, summed from the per-layer logs, so it stays finite where ``chi`` overflows.
     """
 
     p: np.ndarray
@@ -240,6 +248,44 @@ class Theory:
     chi: np.ndarray
     mean: np.ndarray
     log_R: np.ndarray
+    log_chi: np.ndarray
+
+    def first_nonfinite(self) -> dict[str, int]:
+        """For each computed quantity with a non-finite value, the first such layer; for ``chi`` (normalised at the top,
+        so it overflows at the bottom) the last such layer plus one, below which ``chi`` is not finite.
+
+        Non-finite values come from float64's overflow (``p`` past 1.8e308, ``χ^0 = R`` past it while ``log R``
+        is finite) or from tanh's correlation integral beyond ``TANH_Q_MAX``.
+        """
+        found = {}
+        for name in ("p", "gamma", "e", "s", "mean"):
+            bad = ~np.isfinite(getattr(self, name))
+            bad = bad.reshape(len(bad), -1).any(1)
+            if bad.any() and not bad[0]:  # layer 0 is the input: non-finite there means not computed
+                found[name] = int(np.argmax(bad))
+        bad_chi = ~np.isfinite(self.chi).reshape(len(self.chi), -1).any(1)
+        if bad_chi.any():
+            found["chi"] = int(len(bad_chi) - np.argmax(bad_chi[::-1]))
+        return found
+
+
+def _feedforward(activation: str, depth: int, sigma_w2: object, sigma_v2: object, sigma_a2: object,
+                 sigma_b2: object, alpha: object, p0: float, e0: float) -> object:
+    """``theory("ffn", ...)``: the feed-forward recurrences, which have no V or a."""
+    from resdyn.meanfield.feedforward import feedforward_theory
+
+    if np.any(np.asarray(sigma_v2) != 1.0) or np.any(np.asarray(sigma_a2) != 0.0):
+        raise ConfigError("a feed-forward net (h = W x + b, x' = φ(h)) has no V or a: leave sigma_v2 = 1, "
+                          "sigma_a2 = 0")
+    return feedforward_theory(activation, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2, alpha=alpha, p0=p0, e0=e0)
+
+
+def check_variances(**sigmas: float | np.ndarray) -> None:
+    """Refuse variances that are negative, NaN or infinite, naming the parameter."""
+    for name, value in sigmas.items():
+        value = np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(value)) or np.any(value < 0):
+            raise ConfigError(f"the sigma's are variances: {name} must be finite and >= 0, got {value.tolist()}")
 
 
 def check_settings(net: str, sigma_v2: object, sigma_a2: object, p0: float, e0: float) -> None:
@@ -248,8 +294,8 @@ def check_settings(net: str, sigma_v2: object, sigma_a2: object, p0: float, e0: 
         raise ConfigError(f"unknown net {net!r}; valid: {', '.join(NETS)} (full and reduced residual nets)")
     if net == "rrn" and (np.any(np.asarray(sigma_v2) != 1.0) or np.any(np.asarray(sigma_a2) != 0.0)):
         raise ConfigError("an RRN (x' = φ(h) + x) has no V or a: leave sigma_v2 = 1 and sigma_a2 = 0")
-    if p0 <= 0:
-        raise ConfigError(f"p0 (the inputs' <x_i²>) must be > 0, got {p0}")
+    if not 0 < p0 < math.inf:
+        raise ConfigError(f"p0 (the inputs' <x_i²>) must be finite and > 0, got {p0}")
     if not -1 <= e0 <= 1:
         raise ConfigError(f"e0 (the inputs' cosine) must be in [-1, 1], got {e0}")
 
@@ -261,41 +307,49 @@ def theory(net: Net, activation: ActivationName, depth: int, *, sigma_w2: float 
     """Solve the mean-field recurrences (module doc) for ``depth`` layers from inputs with ``<x_i²> = p0``,
     cosine ``e0`` and mean 0.
 
+    ``net="ffn"`` is the plain feed-forward net of Poole et al. 2016 / Schoenholz et al. 2017, which has no V or
+    a: it returns :class:`resdyn.meanfield.feedforward.FeedForwardTheory` (``q, c, chi``) instead.
+
     The σ's and ``alpha`` may be arrays (broadcast together): every output then has that shape after the
     layer axis, and ``log_R`` has it alone. With ``correlations=False`` only ``p``, ``mean`` and ``chi`` are
     computed (``gamma``, ``e`` and ``s`` are NaN): for tanh the correlation needs a two-dimensional integral
     per layer and grid point, the length and gradient only one-dimensional ones.
     """
+    if net == "ffn":
+        return _feedforward(activation, depth, sigma_w2, sigma_v2, sigma_a2, sigma_b2, alpha, p0, e0)
     check_settings(net, sigma_v2, sigma_a2, p0, e0)
+    check_variances(sigma_w2=sigma_w2, sigma_v2=sigma_v2, sigma_a2=sigma_a2, sigma_b2=sigma_b2)
     if depth < 1:
         raise ConfigError(f"depth must be at least 1, got {depth}")
     phi = moments(activation, alpha)
     sw, sv, sa, sb, _ = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
                                              (sigma_w2, sigma_v2, sigma_a2, sigma_b2, 0.0 if alpha is None else alpha)))
-    if np.any(sw < 0) or np.any(sv < 0) or np.any(sa < 0) or np.any(sb < 0):
-        raise ConfigError("the sigma's are variances and must be >= 0")
     full = net == "frn"
     p = [np.full(sw.shape, p0)]
     s = [np.full(sw.shape, (1 - e0) * p0)]
     mu = [np.zeros(sw.shape)]
     log_growth = []
-    for _ in range(depth):
-        q = sw * p[-1] + sb
-        if full:
-            p.append(p[-1] + sv * phi.second(q) + sa)
-            mu.append(mu[-1])
-            log_growth.append(np.log1p(sv * sw * phi.derivative_second(q)))
-        else:
-            m = phi.mean(q)
-            p.append(p[-1] + phi.second(q) + 2 * m * mu[-1])
-            mu.append(mu[-1] + m)
-            log_growth.append(np.log1p(sw * phi.derivative_second(q)))
-        if correlations:
-            s.append(s[-1] + (sv if full else 1.0) * phi.half_distance(q, sw * s[-1]))
+    # past float64 the values become inf / NaN: expected, and reported by Theory.first_nonfinite
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(depth):
+            q = sw * p[-1] + sb
+            if full:
+                p.append(p[-1] + sv * phi.second(q) + sa)
+                mu.append(mu[-1])
+                log_growth.append(np.log1p(sv * sw * phi.derivative_second(q)))
+            else:
+                m = phi.mean(q)
+                p.append(p[-1] + phi.second(q) + 2 * m * mu[-1])
+                mu.append(mu[-1] + m)
+                log_growth.append(np.log1p(sw * phi.derivative_second(q)))
+            if correlations:
+                s.append(s[-1] + (sv if full else 1.0) * phi.half_distance(q, sw * s[-1]))
     p_arr, mu_arr = np.stack(p), np.stack(mu)
     # χ^l / χ^L = Π_{k > l} growth_k: a reversed cumulative sum of the logs, and 0 at the top layer
     log_chi = np.concatenate([np.cumsum(np.stack(log_growth)[::-1], axis=0)[::-1], np.zeros((1, *sw.shape))])
     s_arr = np.stack(s) if correlations else np.full(p_arr.shape, np.nan)
     gamma = p_arr - s_arr
-    return Theory(p=p_arr, gamma=gamma, e=gamma / p_arr, s=s_arr, chi=np.exp(log_chi), mean=mu_arr,
-                  log_R=log_chi[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        e, chi = gamma / p_arr, np.exp(log_chi)
+    return Theory(p=p_arr, gamma=gamma, e=e, s=s_arr, chi=chi, mean=mu_arr,
+                  log_R=log_chi[0], log_chi=log_chi)
