@@ -11,7 +11,15 @@ from typing import Any
 from torch import nn
 
 from resdyn.errors import ConfigError
-from resdyn.nets import cifar, fractal, meanfield, mlp, odenet, revnet  # noqa: F401  (each registers its families)
+from resdyn.nets import (  # noqa: F401  (each registers its families)
+    cifar,
+    fractal,
+    imagenet,
+    meanfield,
+    mlp,
+    odenet,
+    revnet,
+)
 from resdyn.nets.aliases import ALIASES
 from resdyn.nets.base import FAMILIES, MODELS, Family, ModelName, Network, required
 from resdyn.typed import build_table

@@ -12,6 +12,12 @@ _POST = "post-activation basic (He 2015)"
 _LM = "LM-ResNet (Lu et al. 2018), pre-activation, linear two-step scheme"
 _PLAIN = "the same fields without skip connections (He et al. 2015, Fig. 6 left)"
 _POLY = "layout with PolyNet blocks x + F x + F F x (Zhang et al. 2017)"
+_IMAGENET = "ImageNet layout (He et al. 2015, Table 1), post-activation, projection shortcuts"
+_PREACT_IMAGENET = "ImageNet layout, pre-activation bottlenecks (He et al. 2016), projection shortcuts"
+# Lu et al. 2018 (Table 3 of Lu's slides) trained pre-activation LM-ResNet-50/101 on ImageNet; their released code
+# builds CIFAR networks only, so these take its CIFAR choices: the two-step rule on every block that keeps the
+# shape, the BN-ReLU-conv1x1 shortcut (B-preact) where it changes.
+_LM_IMAGENET = {"scheme": "lm", "preact": True, "shortcut_option": "B-preact"}
 
 ALIASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "lm-resnet": ("resnet", {"scheme": "lm", "preact": True}, "LM-ResNet of any valid depth (option depth=N required)"),
@@ -45,6 +51,18 @@ ALIASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "revnet110": ("revnet", {"depth": 110}, "CIFAR RevNet-110 (Gomez et al. 2017): basic functions, 9 units per stage"),
     "revnet164": ("revnet", {"depth": 164},
                   "CIFAR RevNet-164 (Gomez et al. 2017): bottleneck functions, 9 units per stage"),
+    "resnet18": ("imagenet-resnet", {"depth": 18}, f"ResNet-18, {_IMAGENET}"),
+    "resnet34": ("imagenet-resnet", {"depth": 34}, f"ResNet-34, {_IMAGENET}"),
+    "resnet50": ("imagenet-resnet", {"depth": 50}, f"ResNet-50, {_IMAGENET}"),
+    "resnet101": ("imagenet-resnet", {"depth": 101}, f"ResNet-101, {_IMAGENET}"),
+    "resnet152": ("imagenet-resnet", {"depth": 152}, f"ResNet-152, {_IMAGENET}"),
+    "preact-resnet50": ("imagenet-resnet", {"depth": 50, "preact": True}, f"ResNet-50, {_PREACT_IMAGENET}"),
+    "preact-resnet101": ("imagenet-resnet", {"depth": 101, "preact": True}, f"ResNet-101, {_PREACT_IMAGENET}"),
+    "preact-resnet152": ("imagenet-resnet", {"depth": 152, "preact": True}, f"ResNet-152, {_PREACT_IMAGENET}"),
+    "lm-resnet50": ("imagenet-resnet", {"depth": 50, **_LM_IMAGENET},
+                    f"LM-ResNet-50 (ImageNet): {_LM}, BN-ReLU-projection shortcuts"),
+    "lm-resnet101": ("imagenet-resnet", {"depth": 101, **_LM_IMAGENET},
+                     f"LM-ResNet-101 (ImageNet): {_LM}, BN-ReLU-projection shortcuts"),
     "fractalnet20": ("fractalnet", {"columns": 3}, "CIFAR FractalNet, C=3 columns x B=5 blocks, 20 layers deep"),
     "fractalnet40": ("fractalnet", {"columns": 4}, "CIFAR FractalNet, C=4 columns x B=5 blocks, 40 layers deep"),
 }

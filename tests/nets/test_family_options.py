@@ -19,6 +19,7 @@ BASE = {
     "resnext29": {"cardinality": 2, "base_width": 2, "widen_factor": 1, "blocks": 1},
     "revnet": {"depth": 38},
     "fractalnet": {"columns": 2, "blocks": 2, "channels": [8, 8]},
+    "imagenet-resnet": {"depth": 18, "width": 4},
     "odenet": {"width": 8},
     "odenet-resnet": {"width": 8, "blocks": 1},
     "frn": {"width": 8, "depth": 2, "image_size": 4},
@@ -42,6 +43,8 @@ MEANFIELD = {"width": {"width": 16}, "depth": {"depth": 3}, "activation": {"acti
 NON_DEFAULT = {
     "resnet": {**TOOLKIT, **CHOICES, "depth": {"depth": 14}, "block": {"block": "bottleneck", "depth": 11},
                "preact": {"preact": True}, "shortcut_option": {"shortcut_option": "B-preact"}},
+    "imagenet-resnet": {**TOOLKIT, **CHOICES, "depth": {"depth": 50}, "width": {"width": 2},
+                        "preact": {"preact": True}, "shortcut_option": {"shortcut_option": "B-preact"}},
     "resnext29": {**TOOLKIT, **CHOICES, "cardinality": {"cardinality": 4}, "base_width": {"base_width": 4},
                   "widen_factor": {"widen_factor": 2}, "blocks": {"blocks": 2}},
     "revnet": {**TOOLKIT, "noise": {"noise": "gaussian"}, "noise_options": CHOICES["noise_options"],
