@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"\n{note}")
     print(f"\n(input {args.in_channels}x{args.image_size}x{args.image_size}, {args.num_classes} classes; "
-          "the families resnet, lm-resnet, resnext29, revnet, fractalnet build any valid depth or size: "
+          "the families resnet, imagenet-resnet, resnext29, revnet, fractalnet, mlp build any valid depth or size: "
           "`resdyn models --options NAME` lists a model's options)")
     return 0
 
