@@ -114,3 +114,51 @@ def test_odenet_on_two_processes_equals_one_with_nfe_reduced(tmp_path):
     assert_close(ddp.load_checkpoint().model, one_process(ODENET, tmp_path / "one"))
     # rk4 with step 0.5 over [0, 1]: 2 steps of 4 evaluations on every process, so the mean over them is 8.
     assert ddp.read_metrics()[-1].model["nfe_forward_mean"] == 8
+
+
+# -- as users run it on a cluster (issue 24, item 3) -------------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_machine_train_as_one_process(tmp_path):
+    """``--nnodes 2`` with c10d rendezvous on localhost, one process per "node", as two machines would run it:
+    the run equals one process training the same global batches (float tolerance, as above)."""
+    port, out = free_port(), tmp_path / "two-nodes"
+    flags = [arg for o in RESNET for arg in ("--set", o)]
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1",
+         "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=two-nodes",
+         "-m", "resdyn", "train", *flags, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        for rank in range(2)]
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    run = RunDir(out)
+    assert run.read_summary().world_size == 2
+    assert_close(run.load_checkpoint().model, one_process(RESNET, tmp_path / "one"))
+
+
+@pytest.mark.slow
+def test_a_rank_killed_inside_an_epoch_restarts_the_group_and_the_run_ends_as_if_uninterrupted(tmp_path):
+    """``torchrun --max-restarts 1``: rank 1 dies (SIGKILL) at step 3, inside epoch 2; torchrun stops rank 0 and
+    starts both again with the same command, ``--resume-if-present`` resumes from the epoch-1 checkpoint, and the
+    run ends with the weights of an uninterrupted two-process run, bit for bit."""
+    flags = [arg for o in RESNET for arg in ("--set", o)]
+    straight = torchrun("-m", "resdyn", "train", *flags, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    elastic = torchrun("--max-restarts=1", "--monitor-interval=0.5", str(Path(__file__).with_name(
+        "elastic_worker.py")), "3", *flags, "--out", str(tmp_path / "elastic"), "--resume-if-present")
+    assert elastic.returncode == 0, elastic.stderr[-3000:]
+    a, b = RunDir(tmp_path / "straight"), RunDir(tmp_path / "elastic")
+    assert [r.from_epoch for r in b.read_resumes()] == [1]  # the second attempt resumed, not started again
+    assert all(torch.equal(x, y) for x, y in zip(a.load_checkpoint().model.values(),
+                                                   b.load_checkpoint().model.values(), strict=True))
+    assert [(m.train_loss, m.test_loss) for m in a.read_metrics()] == [
+        (m.train_loss, m.test_loss) for m in b.read_metrics()]
