@@ -29,7 +29,9 @@ QUANTITIES = ("p", "gamma", "e", "s", "chi")
 @dataclass(frozen=True)
 class Simulation:
     """Per-network values, shape ``(samples, depth + 1)`` (``log_R``: ``(samples,)``); ``chi`` is normalised to
-    ``χ^L = 1`` in each network, like the theory's."""
+    ``χ^L = 1`` in each network, like the theory's, and so are the parameters' ``chi_w, chi_v, chi_a, chi_b``
+    (the mean squared gradient over the entries of layer ``l``'s ``W, V, a, b`` for the first input; NaN at
+    layer 0, and for an RRN's absent ``V, a``)."""
 
     p: np.ndarray
     gamma: np.ndarray
@@ -37,6 +39,10 @@ class Simulation:
     s: np.ndarray
     chi: np.ndarray
     log_R: np.ndarray
+    chi_w: np.ndarray
+    chi_v: np.ndarray
+    chi_a: np.ndarray
+    chi_b: np.ndarray
 
     def summary(self) -> dict[str, dict[str, list[float]]]:
         """Mean and standard deviation over the networks of each quantity, as lists (``curves.json``)."""
@@ -91,10 +97,15 @@ class Layer:
             return h, x + phi(h)
         return h, x + _product(self.v, self.v_scale, phi(h)) + self.a
 
-    def back(self, grad: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-        """``∂E/∂x = ∂E/∂x' + Wᵀ(φ'(h) ⊙ Vᵀ ∂E/∂x')`` (RRN without ``Vᵀ``), for ``grad`` of shape (samples, width)."""
-        back = grad[..., None] if self.v is None else _product(self.v.transpose(1, 2), self.v_scale, grad[..., None])
-        return grad + _product(self.w.transpose(1, 2), self.w_scale, slope[..., None] * back)[..., 0]
+    def pre_activation_grad(self, grad: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        """``δ = ∂E/∂h = φ'(h) ⊙ Vᵀ ∂E/∂x'`` (RRN: ``φ'(h) ⊙ ∂E/∂x'``), for ``grad = ∂E/∂x'`` of shape (samples,
+        width); it is also ``∂E/∂b``."""
+        back = grad if self.v is None else _product(self.v.transpose(1, 2), self.v_scale, grad[..., None])[..., 0]
+        return slope * back
+
+    def back(self, grad: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``∂E/∂x = ∂E/∂x' + Wᵀ δ``, for ``grad = ∂E/∂x'`` and ``δ`` from :meth:`pre_activation_grad`."""
+        return grad + _product(self.w.transpose(1, 2), self.w_scale, delta[..., None])[..., 0]
 
 
 def _product(matrix: torch.Tensor, scale: float, x: torch.Tensor) -> torch.Tensor:
@@ -135,18 +146,35 @@ def simulate(net: Net, activation: ActivationName, depth: int, *, width: int, sa
         xs.append(x)
     grad = torch.randn(samples, width, generator=g, dtype=torch.float64)
     grads = [grad]
+    # layers L..1: <δ²> (= χ_b) and <(∂E/∂x^l)²> <φ(h^l)²> (= χ_v), the mean of an outer product's squares
+    delta_sq, branch_sq = [], []
     # backward seeds: the forward's for exact backpropagation, others for independent weights
     backward_seed = seed if backward == "same" else seed + 7_919_000_003
     for layer in range(depth, 0, -1):
         h = hs[layer - 1].requires_grad_()
-        (slope,) = torch.autograd.grad(phi(h).sum(), h)  # φ'(h): φ acts elementwise
-        grad = Layer.draw(backward_seed, layer, samples, width, full, *sigmas).back(grad, slope)
+        out = phi(h)
+        (slope,) = torch.autograd.grad(out.sum(), h)  # φ'(h): φ acts elementwise
+        weights = Layer.draw(backward_seed, layer, samples, width, full, *sigmas)
+        delta = weights.pre_activation_grad(grad, slope)
+        delta_sq.append(delta.pow(2).mean(1))
+        branch_sq.append(grad.pow(2).mean(1) * out.detach().pow(2).mean(1))
+        grad = weights.back(grad, delta)
         grads.append(grad)
     states = torch.stack(xs, dim=1)  # (samples, depth + 1, width, 2)
     lengths = (states**2).mean(2)
     p = lengths.mean(-1)
     gamma = (states[..., 0] * states[..., 1]).mean(2)
     chi = torch.stack(grads[::-1], dim=1).pow(2).mean(2)
-    chi = chi / chi[:, -1:]
+    top = chi[:, -1:]
+    chi = chi / top
+    missing = torch.full((samples, 1), torch.nan, dtype=torch.float64)
+    chi_b = torch.cat([missing, torch.stack(delta_sq[::-1], dim=1) / top], dim=1)
+    chi_w = chi_b * torch.cat([missing, lengths[:, :-1, 0]], dim=1)  # <δ_j²> <(x_k^{l-1})²>, first input
+    if full:
+        chi_v = torch.cat([missing, torch.stack(branch_sq[::-1], dim=1) / top], dim=1)
+        chi_a = torch.cat([missing, chi[:, 1:]], dim=1)
+    else:
+        chi_v = chi_a = torch.full_like(chi, torch.nan)
     return Simulation(p=p.numpy(), gamma=gamma.numpy(), e=(gamma / lengths.prod(-1).sqrt()).numpy(),
-                      s=(p - gamma).numpy(), chi=chi.numpy(), log_R=chi[:, 0].log().numpy())
+                      s=(p - gamma).numpy(), chi=chi.numpy(), log_R=chi[:, 0].log().numpy(),
+                      chi_w=chi_w.numpy(), chi_v=chi_v.numpy(), chi_a=chi_a.numpy(), chi_b=chi_b.numpy())

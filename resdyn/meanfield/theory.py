@@ -26,6 +26,19 @@ treated as independent of those of the forward pass (exact in the infinite-width
 ``resdyn.meanfield.simulate`` measures it at finite width), so ``χ^{l-1} = χ^l (1 + σ_v² σ_w² V'(q^l))`` (FRN)
 and ``χ^{l-1} = χ^l (1 + σ_w² V'(q^l))`` (RRN); the explosion ratio is ``R = χ^0 / χ^L``.
 
+The parameters' gradients, ``χ_*^l = <(∂E/∂*^l)²>`` for an entry of ``* = w, v, a, b`` of layer ``l`` (Yang &
+Schoenholz's definitions, as the talk gives them), follow from the same backward pass. With ``δ = ∂E/∂h^l =
+φ'(h) ⊙ Vᵀ ∂E/∂x^l`` (RRN: ``φ'(h) ⊙ ∂E/∂x^l``), ``∂E/∂b = δ``, ``∂E/∂w_jk = δ_j x_k^{l-1}``, ``∂E/∂v_ij =
+(∂E/∂x_i^l) φ(h_j)`` and ``∂E/∂a = ∂E/∂x^l``; each is a product of a backward factor and a forward one that the
+same assumption makes independent::
+
+    FRN   χ_b^l = σ_v² V'(q^l) χ^l    χ_w^l = χ_b^l p^{l-1}    χ_v^l = V(q^l) χ^l    χ_a^l = χ^l
+    RRN   χ_b^l = V'(q^l) χ^l         χ_w^l = χ_b^l p^{l-1}
+
+(``p^{l-1} = <x_k²>`` includes the RRN's mean.) So a parameter's explosion ``χ_*^1 / χ_*^L`` is ``R`` times the
+ratio of its forward factor at the two ends: for tanh FRNs ``V'(q)`` falls as ``q^{-1/2}`` and ``p`` grows
+linearly, so ``χ_b`` explodes faster than ``χ`` and ``χ_w`` slower.
+
 Integrals: ReLU has closed forms (the arc-cosine kernel, Cho & Saul 2009); α-ReLU's moments are Gamma
 functions and its ``D`` a one-dimensional angular integral (tanh-sinh rule, exponentially convergent despite
 the endpoint singularities); ReLU and α-ReLU are homogeneous, so none of these depends on the size of ``q``.
@@ -239,6 +252,9 @@ class Theory:
 
     ``chi`` is normalised to ``χ^L = 1``, so ``chi[0] = R`` and ``log_R = log chi[0]``; ``log_chi`` is its
     logarithm, summed from the per-layer logs, so it stays finite where ``chi`` overflows.
+
+    ``chi_w, chi_v, chi_a, chi_b`` are the parameters' ``χ_*^l`` (module doc) with the same normalisation
+    (``χ^L = 1``); layer 0, the input, has no parameters and holds NaN, as do ``chi_v, chi_a`` of an RRN.
     """
 
     p: np.ndarray
@@ -249,6 +265,10 @@ class Theory:
     mean: np.ndarray
     log_R: np.ndarray
     log_chi: np.ndarray
+    chi_w: np.ndarray
+    chi_v: np.ndarray
+    chi_a: np.ndarray
+    chi_b: np.ndarray
 
     def first_nonfinite(self) -> dict[str, int]:
         """For each computed quantity with a non-finite value, the first such layer; for ``chi`` (normalised at the top,
@@ -328,20 +348,22 @@ def theory(net: Net, activation: ActivationName, depth: int, *, sigma_w2: float 
     p = [np.full(sw.shape, p0)]
     s = [np.full(sw.shape, (1 - e0) * p0)]
     mu = [np.zeros(sw.shape)]
-    log_growth = []
+    log_growth, second, slope = [], [], []  # per layer 1..L: log(χ^{l-1}/χ^l), V(q^l), V'(q^l)
     # past float64 the values become inf / NaN: expected, and reported by Theory.first_nonfinite
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(depth):
             q = sw * p[-1] + sb
+            second.append(phi.second(q))
+            slope.append(phi.derivative_second(q))
             if full:
-                p.append(p[-1] + sv * phi.second(q) + sa)
+                p.append(p[-1] + sv * second[-1] + sa)
                 mu.append(mu[-1])
-                log_growth.append(np.log1p(sv * sw * phi.derivative_second(q)))
+                log_growth.append(np.log1p(sv * sw * slope[-1]))
             else:
                 m = phi.mean(q)
-                p.append(p[-1] + phi.second(q) + 2 * m * mu[-1])
+                p.append(p[-1] + second[-1] + 2 * m * mu[-1])
                 mu.append(mu[-1] + m)
-                log_growth.append(np.log1p(sw * phi.derivative_second(q)))
+                log_growth.append(np.log1p(sw * slope[-1]))
             if correlations:
                 s.append(s[-1] + (sv if full else 1.0) * phi.half_distance(q, sw * s[-1]))
     p_arr, mu_arr = np.stack(p), np.stack(mu)
@@ -351,5 +373,20 @@ def theory(net: Net, activation: ActivationName, depth: int, *, sigma_w2: float 
     gamma = p_arr - s_arr
     with np.errstate(over="ignore", invalid="ignore"):
         e, chi = gamma / p_arr, np.exp(log_chi)
+        params = _parameter_gradients(chi, p_arr, np.stack(second), np.stack(slope), sv if full else None)
     return Theory(p=p_arr, gamma=gamma, e=e, s=s_arr, chi=chi, mean=mu_arr,
-                  log_R=log_chi[0], log_chi=log_chi)
+                  log_R=log_chi[0], log_chi=log_chi, **params)
+
+
+def _parameter_gradients(chi: np.ndarray, p: np.ndarray, second: np.ndarray, slope: np.ndarray,
+                         sigma_v2: np.ndarray | None) -> dict[str, np.ndarray]:
+    """``χ_w, χ_v, χ_a, χ_b`` at layers ``0..L`` (module doc) from ``χ^l`` and ``p^l`` (layers ``0..L``) and
+    ``V(q^l), V'(q^l)`` (layers ``1..L``); ``sigma_v2=None`` for an RRN, which has no V or a."""
+    missing = np.full((1, *chi.shape[1:]), np.nan)
+    chi_b = (1.0 if sigma_v2 is None else sigma_v2) * slope * chi[1:]
+    out = {"chi_b": chi_b, "chi_w": chi_b * p[:-1]}
+    if sigma_v2 is None:
+        out |= {"chi_v": np.full(chi_b.shape, np.nan), "chi_a": np.full(chi_b.shape, np.nan)}
+    else:
+        out |= {"chi_v": second * chi[1:], "chi_a": chi[1:]}
+    return {name: np.concatenate([missing, value]) for name, value in out.items()}
