@@ -147,17 +147,20 @@ def test_two_nodes_on_one_machine_train_as_one_process(tmp_path):
 
 @pytest.mark.slow
 def test_a_rank_killed_inside_an_epoch_restarts_the_group_and_the_run_ends_as_if_uninterrupted(tmp_path):
-    """``torchrun --max-restarts 1``: rank 1 dies (SIGKILL) at step 3, inside epoch 2; torchrun stops rank 0 and
+    """``torchrun --max-restarts``: rank 1 dies (SIGKILL) at step 3, inside epoch 2; torchrun stops rank 0 and
     starts both again with the same command, ``--resume-if-present`` resumes from the epoch-1 checkpoint, and the
     run ends with the weights of an uninterrupted two-process run, bit for bit."""
     flags = [arg for o in RESNET for arg in ("--set", o)]
     straight = torchrun("-m", "resdyn", "train", *flags, "--out", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
-    elastic = torchrun("--max-restarts=1", "--monitor-interval=0.5", str(Path(__file__).with_name(
+    # Restarts to spare: on a loaded machine a restarted group's gloo rendezvous on localhost was once refused
+    # ("connectFullMesh failed ... Connection refused", CI), which a further restart survives, as on a cluster.
+    elastic = torchrun("--max-restarts=3", "--monitor-interval=0.5", str(Path(__file__).with_name(
         "elastic_worker.py")), "3", *flags, "--out", str(tmp_path / "elastic"), "--resume-if-present")
     assert elastic.returncode == 0, elastic.stderr[-3000:]
     a, b = RunDir(tmp_path / "straight"), RunDir(tmp_path / "elastic")
-    assert [r.from_epoch for r in b.read_resumes()] == [1]  # the second attempt resumed, not started again
+    resumes = [r.from_epoch for r in b.read_resumes()]
+    assert resumes and set(resumes) == {1}  # the attempts after the kill resumed, none started again
     assert all(torch.equal(x, y) for x, y in zip(a.load_checkpoint().model.values(),
                                                    b.load_checkpoint().model.values(), strict=True))
     assert [(m.train_loss, m.test_loss) for m in a.read_metrics()] == [
